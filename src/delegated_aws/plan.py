@@ -1,0 +1,201 @@
+"""Pure decisions: given what is known about one resource, what to do next.
+
+No I/O here. ``decide`` takes the parsed spec, the status an earlier run wrote,
+what was observed of the Secret and the clock, and names one action. The
+reconciler carries it out; the verdict helpers phrase each outcome as the
+conditions a person reads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from delegated_aws.conditions import Verdict, is_true
+from delegated_aws.durations import format_duration
+from delegated_aws.messages import ConditionType as T
+from delegated_aws.messages import Reason as R
+from delegated_aws.models import Condition, CredentialsStatus
+
+# Sessions a role session may start are capped at one hour by AWS.
+ROLE_CHAINING_MAX = timedelta(hours=1)
+
+
+class Action(StrEnum):
+    AWAIT_ROLE = "AwaitRole"
+    """Publish instructions; nothing to assume yet."""
+    VALIDATE = "Validate"
+    """Assume, probe a wrong External ID, then write the Secret."""
+    REFRESH = "Refresh"
+    """Assume and rewrite the Secret; the role was validated before."""
+    RESTORE = "Restore"
+    """Rewrite the Secret from credentials still held in memory."""
+    KEEP = "Keep"
+    """Everything is in place; come back at the refresh time."""
+
+
+@dataclass(frozen=True)
+class Observed:
+    """What the reconciler saw before deciding."""
+
+    fingerprint: str
+    credentials: CredentialsStatus | None
+    conditions: tuple[Condition, ...]
+    secret_present: bool
+    secret_intact: bool
+    cached_expiration: datetime | None
+    refresh_requested: bool
+
+
+def decide(*, role_arn: str | None, seen: Observed, now: datetime) -> Action:
+    """The single next action for one resource."""
+    if role_arn is None:
+        return Action.AWAIT_ROLE
+    current = seen.credentials
+    if current is None or not _validated(seen, current):
+        return Action.VALIDATE
+    if seen.refresh_requested or now >= parse_time(current.refresh_at):
+        return Action.REFRESH
+    if seen.secret_present and seen.secret_intact:
+        return Action.KEEP
+    # The Secret was deleted or edited: put back what is still in memory, or
+    # fetch new credentials when the operator restarted since they were issued.
+    expiration = parse_time(current.expiration)
+    if seen.cached_expiration == expiration:
+        return Action.RESTORE
+    return Action.REFRESH
+
+
+def _validated(seen: Observed, current: CredentialsStatus) -> bool:
+    # NB: ExternalIdEnforced is not required here: credentials exist for this
+    # fingerprint only if the probe passed, or the operator allows unenforced
+    # roles.
+    return current.spec_fingerprint == seen.fingerprint and is_true(
+        seen.conditions, T.ROLE_VALIDATED
+    )
+
+
+def granted_request(
+    requested: timedelta, *, role_session: bool
+) -> tuple[timedelta, Verdict | None]:
+    """The duration to ask for, and why it is less than requested, if it is."""
+    if role_session and requested > ROLE_CHAINING_MAX:
+        return ROLE_CHAINING_MAX, role_chaining_verdict(requested)
+    return requested, None
+
+
+def role_chaining_verdict(requested: timedelta) -> Verdict:
+    return Verdict(
+        T.ROLE_VALIDATED,
+        True,
+        R.ROLE_CHAINING_LIMIT,
+        f"Requested {format_duration(requested)} but the operator's own identity "
+        "is a role session, and AWS caps sessions started from one at 1h; granted "
+        "1h, refreshed accordingly. Run the operator with non-role credentials to "
+        "get longer sessions.",
+    )
+
+
+def role_maximum_verdict(requested: timedelta, granted: timedelta) -> Verdict:
+    return Verdict(
+        T.ROLE_VALIDATED,
+        True,
+        R.SESSION_DURATION_EXCEEDS_ROLE_MAXIMUM,
+        f"Requested {format_duration(requested)} exceeds the role's maximum "
+        f"session duration; granted {format_duration(granted)}. Raise the role's "
+        "maximum session duration (12h recommended) or lower "
+        "spec.sessionDuration.",
+    )
+
+
+def awaiting_role_verdicts(namespace: str, name: str) -> list[Verdict]:
+    message = (
+        "No spec.roleArn yet; have the customer create the role as "
+        "status.instructions describes (delegated-aws instructions "
+        f"{name} -n {namespace}), then set spec.roleArn."
+    )
+    return [
+        Verdict(T.ROLE_VALIDATED, False, R.AWAITING_ROLE_ARN, message),
+        Verdict(T.READY, False, R.AWAITING_ROLE_ARN, message),
+    ]
+
+
+def ready_verdicts(
+    *, role_arn: str, expiration: datetime, refresh_at: datetime
+) -> list[Verdict]:
+    return [
+        Verdict(T.ROLE_VALIDATED, True, R.ROLE_ASSUMED, f"Assumed {role_arn}."),
+        Verdict(
+            T.EXTERNAL_ID_ENFORCED,
+            True,
+            R.EXTERNAL_ID_ENFORCED,
+            "A wrong External ID was denied, so the trust policy enforces it.",
+        ),
+        _synced(expiration, refresh_at),
+        Verdict(
+            T.READY,
+            True,
+            R.READY,
+            f"Credentials valid until {format_time(expiration)}; "
+            f"next refresh at {format_time(refresh_at)}.",
+        ),
+    ]
+
+
+def _synced(expiration: datetime, refresh_at: datetime) -> Verdict:
+    return Verdict(
+        T.SECRET_SYNCED,
+        True,
+        R.SECRET_WRITTEN,
+        f"The Secret holds credentials valid until {format_time(expiration)}.",
+    )
+
+
+def failure_verdicts(
+    *,
+    reason: R,
+    message: str,
+    current: CredentialsStatus | None,
+    now: datetime,
+) -> list[Verdict]:
+    """Conditions for a failure; a still-valid Secret keeps Ready true."""
+    kind = _failed_condition(reason)
+    verdicts = [Verdict(kind, False, reason, message)]
+    if current is None:
+        return [*verdicts, Verdict(T.READY, False, reason, message)]
+    expiration = parse_time(current.expiration)
+    if expiration <= now:
+        expired = (
+            f"{message} The credentials in the Secret expired at "
+            f"{format_time(expiration)}."
+        )
+        return [*verdicts, Verdict(T.READY, False, R.CREDENTIALS_EXPIRED, expired)]
+    left = format_duration(expiration - now)
+    keeping = (
+        f"{message} The Secret keeps the current credentials, valid until "
+        f"{format_time(expiration)} ({left} left)."
+    )
+    return [
+        Verdict(kind, False, reason, message),
+        Verdict(T.SECRET_SYNCED, True, R.REFRESH_FAILING, keeping),
+        Verdict(T.READY, True, R.REFRESH_FAILING, keeping),
+    ]
+
+
+def _failed_condition(reason: R) -> T:
+    if reason == R.EXTERNAL_ID_NOT_ENFORCED:
+        return T.EXTERNAL_ID_ENFORCED
+    if reason == R.SECRET_NAME_CONFLICT:
+        return T.SECRET_SYNCED
+    if reason == R.ACCESS_CHECK_FAILED:
+        return T.ACCESS_VERIFIED
+    return T.ROLE_VALIDATED
+
+
+def parse_time(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def format_time(value: datetime) -> str:
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -1,0 +1,198 @@
+"""Telling people what happened: status, Events and log lines.
+
+Status is patched only when it differs from what the object already carries,
+and Events are posted only when a condition changes status or reason: a resync
+that learns nothing writes nothing. Normal Events mark progress; Warning
+Events mark something a person has to act on. Credential values never reach
+this module.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from delegated_aws import conditions
+from delegated_aws.conditions import Verdict
+from delegated_aws.messages import Reason as R
+from delegated_aws.models import Condition, Status, dump, parse_status
+
+logger = logging.getLogger("delegated_aws")
+
+GROUP, VERSION, PLURAL = "delegatedaws.io", "v1alpha1", "delegatedawssecrets"
+COMPONENT = "delegated-aws-operator"
+
+# Conditions that are False for these reasons ask nothing of a person yet.
+_IN_PROGRESS = {R.AWAITING_ROLE_ARN, R.PENDING, R.WAITING_FOR_IAM_PROPAGATION}
+# True conditions with these reasons still deserve a person's attention.
+_ATTENTION = {
+    R.SESSION_DURATION_EXCEEDS_ROLE_MAXIMUM,
+    R.ROLE_CHAINING_LIMIT,
+    R.REFRESH_FAILING,
+    R.EXTERNAL_ID_NOT_ENFORCED,
+}
+
+
+class StatusApi(Protocol):
+    def patch_namespaced_custom_object_status(
+        self,
+        group: str,
+        version: str,
+        namespace: str,
+        plural: str,
+        name: str,
+        body: Any,
+    ) -> Any: ...
+
+
+class EventsApi(Protocol):
+    def create_namespaced_event(self, namespace: str, body: Any) -> Any: ...
+
+
+class Reporter:
+    """Publishes one reconcile's outcome for one resource."""
+
+    def __init__(self, *, status_api: StatusApi, events_api: EventsApi) -> None:
+        self._status_api = status_api
+        self._events_api = events_api
+        self.status_writes = 0
+        self.event_writes = 0
+        self._identity_reported: str | None = None
+
+    async def publish(
+        self,
+        body: Mapping[str, Any],
+        status: Status,
+        verdicts: Sequence[Verdict],
+        *,
+        warnings: Sequence[tuple[str, str]] = (),
+    ) -> dict[str, Any]:
+        """Write what changed; return the status now on the object."""
+        old = parse_status(body.get("status"))
+        meta = body["metadata"]
+        merged = conditions.merge(
+            old.conditions,
+            verdicts,
+            generation=meta.get("generation"),
+            now=datetime.now(UTC),
+        )
+        new = status.model_copy(
+            update={
+                "conditions": merged,
+                "observed_generation": meta.get("generation"),
+            }
+        )
+        if dump(new) != _comparable(body.get("status")):
+            await self._patch_status(meta, old, new)
+        for condition in _transitions(old.conditions, merged):
+            await self._event(body, condition)
+        for _, message in warnings:
+            logger.warning("%s/%s: %s", meta["namespace"], meta["name"], message)
+        return dump(new)
+
+    def operator_identity_failed(self, error: Exception) -> None:
+        """Say once, at operator level, that the operator's own identity fails."""
+        text = str(error)
+        if text != self._identity_reported:
+            logger.error(
+                "The operator's own AWS identity is failing (%s); every resource "
+                "is affected until its credentials are fixed.",
+                text,
+            )
+            self._identity_reported = text
+
+    def operator_identity_ok(self) -> None:
+        if self._identity_reported is not None:
+            logger.info("The operator's own AWS identity works again.")
+        self._identity_reported = None
+
+    async def _patch_status(
+        self, meta: Mapping[str, Any], old: Status, new: Status
+    ) -> None:
+        payload: dict[str, Any] = dump(new)
+        for gone in set(dump(old)) - set(payload):
+            payload[gone] = None
+        await asyncio.to_thread(
+            self._status_api.patch_namespaced_custom_object_status,
+            GROUP,
+            VERSION,
+            meta["namespace"],
+            PLURAL,
+            meta["name"],
+            {"status": payload},
+        )
+        self.status_writes += 1
+
+    async def _event(self, body: Mapping[str, Any], condition: Condition) -> None:
+        meta = body["metadata"]
+        kind = "Warning" if _needs_person(condition) else "Normal"
+        log = logger.warning if kind == "Warning" else logger.info
+        log(
+            "%s/%s %s=%s (%s): %s",
+            meta["namespace"],
+            meta["name"],
+            condition.type,
+            condition.status,
+            condition.reason,
+            condition.message,
+        )
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        event = {
+            "metadata": {
+                "generateName": f"{meta['name']}.",
+                "namespace": meta["namespace"],
+            },
+            "involvedObject": {
+                "apiVersion": f"{GROUP}/{VERSION}",
+                "kind": "DelegatedAWSSecret",
+                "name": meta["name"],
+                "namespace": meta["namespace"],
+                "uid": meta["uid"],
+            },
+            "type": kind,
+            "reason": condition.reason,
+            "message": condition.message,
+            "source": {"component": COMPONENT},
+            "reportingComponent": COMPONENT,
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+        }
+        try:
+            await asyncio.to_thread(
+                self._events_api.create_namespaced_event, meta["namespace"], event
+            )
+            self.event_writes += 1
+        except Exception as error:
+            logger.debug(
+                "Could not post an Event for %s/%s: %s",
+                meta["namespace"],
+                meta["name"],
+                type(error).__name__,
+            )
+
+
+def _comparable(raw: Any) -> dict[str, Any]:
+    return dump(parse_status(raw)) if raw else {}
+
+
+def _transitions(old: Sequence[Condition], new: Sequence[Condition]) -> list[Condition]:
+    """Conditions whose status or reason changed; Ready last, deduplicated."""
+    before = {c.type: (c.status, c.reason) for c in old}
+    changed = [c for c in new if before.get(c.type) != (c.status, c.reason)]
+    seen: set[tuple[str, str]] = set()
+    unique = []
+    for condition in changed:
+        if (condition.reason, condition.message) not in seen:
+            seen.add((condition.reason, condition.message))
+            unique.append(condition)
+    return unique
+
+
+def _needs_person(condition: Condition) -> bool:
+    if condition.reason in _ATTENTION:
+        return True
+    return condition.status == "False" and condition.reason not in _IN_PROGRESS

@@ -1,0 +1,77 @@
+"""Operator settings, from ``DELEGATED_AWS_*`` environment variables or flags.
+
+One place for every knob; the README's configuration reference mirrors this
+class. Flags of ``delegated-aws run`` override the environment.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from delegated_aws.models import Duration
+
+
+class Settings(BaseSettings):
+    """How this operator instance behaves."""
+
+    model_config = SettingsConfigDict(env_prefix="DELEGATED_AWS_", frozen=True)
+
+    namespaces: tuple[str, ...] = Field(
+        default=(),
+        description="Namespaces to watch; empty means the whole cluster.",
+    )
+    label_selector: str | None = Field(
+        default=None,
+        description="Serve only resources matching this selector (sharding).",
+    )
+    default_region: str = Field(
+        default="us-east-1",
+        description="Region used when spec.region is empty.",
+    )
+    trust_principal: Literal["account", "principal"] = Field(
+        default="account",
+        description=(
+            "Whom the generated trust policy trusts: the operator's account root "
+            "or its exact principal ARN."
+        ),
+    )
+    allow_external_id_override: bool = Field(
+        default=True,
+        description="Whether spec.externalId may replace the generated id.",
+    )
+    require_external_id_enforcement: bool = Field(
+        default=True,
+        description=(
+            "Refuse to issue credentials when the role accepts a wrong External ID."
+        ),
+    )
+    min_refresh_margin: Duration = Field(
+        default=timedelta(minutes=17),
+        description=(
+            "Least time before expiry at which the Secret is rewritten: the SDKs' "
+            "15-minute refresh window plus kubelet propagation."
+        ),
+    )
+    iam_propagation_grace: Duration = Field(
+        default=timedelta(minutes=2),
+        description="How long AccessDenied after a spec change is retried.",
+    )
+    sts_concurrency: int = Field(
+        default=8, ge=1, description="Most STS calls in flight at once."
+    )
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="Log line format."
+    )
+    metrics_port: int = Field(
+        default=8080, ge=0, description="Port of /metrics, /healthz and /readyz."
+    )
+    peering: str | None = Field(
+        default=None,
+        description=(
+            "kopf peering object name; instances sharing it elect one active."
+        ),
+    )
