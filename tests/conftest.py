@@ -1,3 +1,3 @@
 """Shared pytest configuration: registers the fixture plugins of the test suite."""
 
-pytest_plugins = ["tests.fixtures.cluster"]
+pytest_plugins = ["tests.fixtures.cluster", "tests.fixtures.operator"]

@@ -161,32 +161,46 @@ def failure_verdicts(
 ) -> list[Verdict]:
     """Conditions for a failure; a still-valid Secret keeps Ready true."""
     kind = _failed_condition(reason)
-    verdicts = [Verdict(kind, False, reason, message)]
+    # Failures that are not about the role (AWS busy, the operator's own
+    # identity) leave RoleValidated as it was and show on Ready only.
+    own = [] if kind is T.READY else [Verdict(kind, False, reason, message)]
     if current is None:
-        return [*verdicts, Verdict(T.READY, False, reason, message)]
+        return [*own, Verdict(T.READY, False, reason, message)]
     expiration = parse_time(current.expiration)
     if expiration <= now:
         expired = (
             f"{message} The credentials in the Secret expired at "
             f"{format_time(expiration)}."
         )
-        return [*verdicts, Verdict(T.READY, False, R.CREDENTIALS_EXPIRED, expired)]
+        return [*own, Verdict(T.READY, False, R.CREDENTIALS_EXPIRED, expired)]
     left = format_duration(expiration - now)
     keeping = (
         f"{message} The Secret keeps the current credentials, valid until "
         f"{format_time(expiration)} ({left} left)."
     )
-    return [
-        Verdict(kind, False, reason, message),
-        Verdict(T.SECRET_SYNCED, True, R.REFRESH_FAILING, keeping),
-        Verdict(T.READY, True, R.REFRESH_FAILING, keeping),
-    ]
+    synced = (
+        []
+        if kind is T.SECRET_SYNCED
+        else [Verdict(T.SECRET_SYNCED, True, R.REFRESH_FAILING, keeping)]
+    )
+    return [*own, *synced, Verdict(T.READY, True, R.REFRESH_FAILING, keeping)]
+
+
+# Reasons that say nothing about the customer's role.
+_NOT_ABOUT_THE_ROLE = {
+    R.OPERATOR_CREDENTIALS_INVALID,
+    R.THROTTLED,
+    R.AWS_UNAVAILABLE,
+    R.SECRET_WRITE_RETRYING,
+}
 
 
 def _failed_condition(reason: R) -> T:
+    if reason in _NOT_ABOUT_THE_ROLE:
+        return T.READY
     if reason == R.EXTERNAL_ID_NOT_ENFORCED:
         return T.EXTERNAL_ID_ENFORCED
-    if reason == R.SECRET_NAME_CONFLICT:
+    if reason in (R.SECRET_NAME_CONFLICT, R.SECRET_WRITE_FORBIDDEN, R.SECRET_REJECTED):
         return T.SECRET_SYNCED
     if reason == R.ACCESS_CHECK_FAILED:
         return T.ACCESS_VERIFIED

@@ -163,6 +163,9 @@ class Reconciler:
         external_id, problem = self._external_id(spec, old, body)
         if problem is not None:
             return Outcome(old, problem)
+        if self.identity is None and self.identity_error is None:
+            # Still asking STS who we are; everything is reconciled once known.
+            return Outcome(old.model_copy(update={"external_id": external_id}), [])
         if self.identity is None:
             return self._identity_missing(old, external_id)
         region = spec.region or self.settings.default_region
