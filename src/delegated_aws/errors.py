@@ -7,6 +7,7 @@ botocore exception reaches a handler. The tree::
     ├── TemporaryError                  retry after ``delay`` seconds
     │   └── OperatorIdentityError       the operator's OWN credentials fail
     └── PermanentError                  wait for a spec (or role) change
+        ├── AssumeRoleDeniedError               trust policy, id or own policy
         ├── SessionDurationExceedsRoleMaximum   retry shorter, or tell the user
         └── RoleChainingLimitError              retry at 1 h, or tell the user
 
@@ -77,6 +78,21 @@ class OperatorIdentityError(TemporaryError):
 
 class PermanentError(OperatorError):
     """Retrying unchanged cannot help; wait for the spec or the role to change."""
+
+
+class AssumeRoleDeniedError(PermanentError):
+    """AWS refused AssumeRole; ``operator_policy`` when AWS blamed our own policy.
+
+    Otherwise the customer's side is the suspect (role missing, trust policy
+    naming someone else, another External ID), and the caller, who knows the
+    principal and the id, can phrase the checklist with their values.
+    """
+
+    def __init__(
+        self, message: str, *, operator_policy: bool, aws_code: str | None
+    ) -> None:
+        super().__init__(Reason.ASSUME_ROLE_DENIED, message, aws_code=aws_code)
+        self.operator_policy = operator_policy
 
 
 class SessionDurationExceedsRoleMaximum(PermanentError):

@@ -122,16 +122,35 @@ def awaiting_role_verdicts(namespace: str, name: str) -> list[Verdict]:
 
 
 def ready_verdicts(
-    *, role_arn: str, expiration: datetime, refresh_at: datetime
+    *,
+    role_arn: str,
+    expiration: datetime,
+    refresh_at: datetime,
+    assumed: bool = True,
+    probed: bool = True,
 ) -> list[Verdict]:
+    """Conditions after the Secret was written.
+
+    Only what this pass proved is restated: a refresh did not probe the
+    External ID, and a restore from memory did not assume the role, so the
+    earlier verdicts on those stand (and keep their reasons).
+    """
+    verdicts = []
+    if assumed:
+        verdicts.append(
+            Verdict(T.ROLE_VALIDATED, True, R.ROLE_ASSUMED, f"Assumed {role_arn}.")
+        )
+    if probed:
+        verdicts.append(
+            Verdict(
+                T.EXTERNAL_ID_ENFORCED,
+                True,
+                R.EXTERNAL_ID_ENFORCED,
+                "A wrong External ID was denied, so the trust policy enforces it.",
+            )
+        )
     return [
-        Verdict(T.ROLE_VALIDATED, True, R.ROLE_ASSUMED, f"Assumed {role_arn}."),
-        Verdict(
-            T.EXTERNAL_ID_ENFORCED,
-            True,
-            R.EXTERNAL_ID_ENFORCED,
-            "A wrong External ID was denied, so the trust policy enforces it.",
-        ),
+        *verdicts,
         _synced(expiration, refresh_at),
         Verdict(
             T.READY,
@@ -159,10 +178,13 @@ def failure_verdicts(
     current: CredentialsStatus | None,
     now: datetime,
 ) -> list[Verdict]:
-    """Conditions for a failure; a still-valid Secret keeps Ready true."""
+    """Conditions for a failure; a still-valid Secret keeps Ready true.
+
+    A failure about the role shows on its own condition and Ready says
+    ``RefreshFailing``; one that is not (AWS busy, the operator's own
+    identity) has no condition of its own, so Ready carries its reason.
+    """
     kind = _failed_condition(reason)
-    # Failures that are not about the role (AWS busy, the operator's own
-    # identity) leave RoleValidated as it was and show on Ready only.
     own = [] if kind is T.READY else [Verdict(kind, False, reason, message)]
     if current is None:
         return [*own, Verdict(T.READY, False, reason, message)]
@@ -172,18 +194,61 @@ def failure_verdicts(
             f"{message} The credentials in the Secret expired at "
             f"{format_time(expiration)}."
         )
-        return [*own, Verdict(T.READY, False, R.CREDENTIALS_EXPIRED, expired)]
+        headline = reason if kind is T.READY else R.CREDENTIALS_EXPIRED
+        return [
+            *own,
+            *_unless(
+                kind,
+                T.SECRET_SYNCED,
+                status=False,
+                reason=R.CREDENTIALS_EXPIRED,
+                message=expired,
+            ),
+            Verdict(T.READY, False, headline, expired),
+        ]
     left = format_duration(expiration - now)
     keeping = (
         f"{message} The Secret keeps the current credentials, valid until "
         f"{format_time(expiration)} ({left} left)."
     )
-    synced = (
-        []
-        if kind is T.SECRET_SYNCED
-        else [Verdict(T.SECRET_SYNCED, True, R.REFRESH_FAILING, keeping)]
+    headline = reason if kind is T.READY else R.REFRESH_FAILING
+    return [
+        *own,
+        *_unless(
+            kind,
+            T.SECRET_SYNCED,
+            status=True,
+            reason=R.REFRESH_FAILING,
+            message=keeping,
+        ),
+        Verdict(T.READY, True, headline, keeping),
+    ]
+
+
+def _unless(
+    failed: T, kind: T, *, status: bool, reason: R, message: str
+) -> list[Verdict]:
+    # The failed condition already speaks for itself; do not overwrite it.
+    return [] if failed is kind else [Verdict(kind, status, reason, message)]
+
+
+def denied_message(
+    *, trust_principal: str, external_id: str, operator_policy: bool
+) -> str:
+    """The AssumeRoleDenied checklist, with the values to compare against."""
+    if operator_policy:
+        return (
+            "AWS denied sts:AssumeRole because the operator's own permissions "
+            "(identity policy, permissions boundary or an SCP) do not allow it on "
+            "this role: grant sts:AssumeRole on the role to the operator's "
+            "principal."
+        )
+    return (
+        "AWS denied sts:AssumeRole: check that the role in spec.roleArn exists, "
+        f"that its trust policy allows the principal {trust_principal}, that it "
+        f"requires sts:ExternalId {external_id} (status.externalId), and that the "
+        "operator's own IAM policy allows sts:AssumeRole on the role."
     )
-    return [*own, *synced, Verdict(T.READY, True, R.REFRESH_FAILING, keeping)]
 
 
 # Reasons that say nothing about the customer's role.

@@ -16,10 +16,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from delegated_aws import arns, plan
+from delegated_aws import arns, metrics, plan
 from delegated_aws.conditions import Verdict
 from delegated_aws.durations import format_duration
 from delegated_aws.errors import (
+    AssumeRoleDeniedError,
     OperatorError,
     OperatorIdentityError,
     PermanentError,
@@ -43,7 +44,7 @@ from delegated_aws.models import (
 from delegated_aws.reporting import Reporter
 from delegated_aws.schedule import plan_refresh, spec_fingerprint
 from delegated_aws.scheduler import Scheduler
-from delegated_aws.secret_content import Owner, build_secret
+from delegated_aws.secret_content import Owner, build_secret, secret_shape
 from delegated_aws.secrets import SecretError, SecretRetry, SecretWriter
 from delegated_aws.settings import Settings
 from delegated_aws.sts import CallerIdentity, IssuedCredentials, StsGateway
@@ -97,6 +98,8 @@ class Reconciler:
         self.identity_error: OperatorError | None = None
         self.external_ids = ExternalIdIndex()
         self.scheduler = Scheduler(self._fire)
+        # Whether refresh timers may act; False while a kopf peer is active.
+        self.may_act: Callable[[], bool] = lambda: True
         self._bodies: dict[Key, Mapping[str, Any]] = {}
         self._keys_by_uid: dict[str, Key] = {}
         self._published: dict[Key, dict[str, Any]] = {}
@@ -121,6 +124,15 @@ class Reconciler:
         self._keys_by_uid.pop(body["metadata"]["uid"], None)
         for table in (self._bodies, self._memory, self._locks, self._published):
             table.pop(key, None)
+        metrics.resource_gone(*key)
+
+    def standby(self) -> None:
+        """Another peer took over: drop timers and what this process believed."""
+        for key in list(self._bodies):
+            self.scheduler.cancel(key)
+        for table in (self._bodies, self._keys_by_uid, self._memory, self._published):
+            table.clear()
+        self.external_ids = ExternalIdIndex()
 
     async def secret_changed(self, owner_uid: str) -> None:
         """A managed Secret was edited or deleted: put it back if needed."""
@@ -149,7 +161,8 @@ class Reconciler:
         await asyncio.gather(*(self.reconcile(key) for key in list(self._bodies)))
 
     async def _fire(self, key: Key) -> None:
-        await self.reconcile(key)
+        if self.may_act():
+            await self.reconcile(key)
 
     # --- one pass ---------------------------------------------------------
 
@@ -162,7 +175,8 @@ class Reconciler:
             return self._invalid(old, body, error)
         external_id, problem = self._external_id(spec, old, body)
         if problem is not None:
-            return Outcome(old, problem)
+            # The generated id still goes to status: the message points there.
+            return Outcome(old.model_copy(update={"external_id": external_id}), problem)
         if self.identity is None and self.identity_error is None:
             # Still asking STS who we are; everything is reconciled once known.
             return Outcome(old.model_copy(update={"external_id": external_id}), [])
@@ -211,11 +225,15 @@ class Reconciler:
         secret_name = spec.secret.name or meta["name"]
         try:
             secret = await self.writer.read(
-                meta["namespace"], secret_name, owner=_owner(body)
+                meta["namespace"],
+                secret_name,
+                owner=_owner(body),
+                # A spec change to labels, policy or paths rewrites the Secret now.
+                shape=secret_shape(spec, owner=_owner(body), region=region),
             )
         except SecretError as error:
             return self._on_error(key, status, _secret_error(error), fingerprint)
-        requested = self._refresh_requested(body, memory)
+        requested = self._refresh_requested(body, memory, status)
         seen = plan.Observed(
             fingerprint=fingerprint,
             credentials=status.credentials,
@@ -246,6 +264,10 @@ class Reconciler:
             return self._on_error(key, status, error, fingerprint)
         except SecretError as error:
             return self._on_error(key, status, _secret_error(error), fingerprint)
+        if action in (plan.Action.VALIDATE, plan.Action.REFRESH):
+            # An STS call just worked, so the operator's own identity does.
+            self.reporter.operator_identity_ok()
+        _record(meta, action, outcome.status.credentials)
         memory.attempts = 0
         memory.first_denied.pop(fingerprint, None)
         if requested is not None:
@@ -265,7 +287,10 @@ class Reconciler:
         if action is plan.Action.RESTORE:
             creds = self._memory[_key(body)].credentials
             assert creds is not None
-            return await self._write(body, spec, status, creds, [], **how)
+            # Nothing was assumed or probed: the role's conditions stand.
+            return await self._write(
+                body, spec, status, creds, [], assumed=False, probed=False, **how
+            )
         validating = action is plan.Action.VALIDATE
         creds, notes = await self._assume(
             spec, status, region=how["region"], session=how["session"]
@@ -274,7 +299,9 @@ class Reconciler:
             notes += await self._probe(
                 spec, region=how["region"], session=how["session"]
             )
-        outcome = await self._write(body, spec, status, creds, notes, **how)
+        outcome = await self._write(
+            body, spec, status, creds, notes, probed=validating, **how
+        )
         if validating:
             await self._verify_access(outcome, spec, creds, region=how["region"])
         return outcome
@@ -334,24 +361,28 @@ class Reconciler:
         assert status.external_id is not None
         external_id, role_arn = status.external_id, spec.role_arn
         try:
-            creds = await self.gateway.assume_role(
-                role_arn=role_arn,
-                external_id=external_id,
-                session_name=session,
-                duration=duration,
-                region=region,
+            creds = await metrics.timed_assume_role(
+                self.gateway.assume_role(
+                    role_arn=role_arn,
+                    external_id=external_id,
+                    session_name=session,
+                    duration=duration,
+                    region=region,
+                )
             )
             return creds, notes
         except PermanentError as error:
             fallback = _fallback_for(error, duration)
             if fallback is None:
                 raise
-        creds = await self.gateway.assume_role(
-            role_arn=role_arn,
-            external_id=external_id,
-            session_name=session,
-            duration=fallback[0],
-            region=region,
+        creds = await metrics.timed_assume_role(
+            self.gateway.assume_role(
+                role_arn=role_arn,
+                external_id=external_id,
+                session_name=session,
+                duration=fallback[0],
+                region=region,
+            )
         )
         return creds, [fallback[1]]
 
@@ -363,6 +394,8 @@ class Reconciler:
         creds: IssuedCredentials,
         notes: list[Verdict],
         *,
+        assumed: bool = True,
+        probed: bool = True,
         region: str,
         session: str,
         fingerprint: str,
@@ -394,8 +427,13 @@ class Reconciler:
             role_arn=spec.role_arn,
             expiration=creds.expiration,
             refresh_at=refresh.refresh_at,
+            assumed=assumed,
+            probed=probed,
         )
         verdicts.extend(notes)
+        if refresh.note:
+            # The refresh time differs from what the spec asked: say why.
+            verdicts.append(_synced_with_note(creds.expiration, refresh.note))
         warnings = [(n.reason, n.message) for n in notes]
         if not refresh.margin_met and refresh.note:
             warnings.append((R.REFRESH_FAILING, refresh.note))
@@ -420,10 +458,13 @@ class Reconciler:
         self, key: Key, status: Status, error: OperatorError, fingerprint: str
     ) -> Outcome:
         memory = self._memory.setdefault(key, Memory())
+        metrics.reconcile_failed(error.reason)
         if isinstance(error, OperatorIdentityError):
             self.reporter.operator_identity_failed(error)
         if error.reason == R.ASSUME_ROLE_DENIED:
-            return self._denied(status, error, memory, fingerprint)
+            return self._denied(
+                status, _with_checklist(error, status), memory, fingerprint
+            )
         if isinstance(error, TemporaryError):
             return self._failed(status, error, retry=self._backoff(memory))
         return self._failed(status, error, retry=PERMANENT_RECHECK)
@@ -533,9 +574,21 @@ class Reconciler:
             trust_principal=trust,
         )
 
-    def _refresh_requested(self, body: Mapping[str, Any], memory: Memory) -> str | None:
+    def _refresh_requested(
+        self, body: Mapping[str, Any], memory: Memory, status: Status
+    ) -> str | None:
+        """The refresh annotation's value, if it asks for more than was done.
+
+        A timestamp at or before the last refresh was served already, perhaps
+        by an earlier operator process: a restart must not refresh again.
+        """
         value = (body["metadata"].get("annotations") or {}).get(REFRESH_ANNOTATION)
-        return value if value and value != memory.refresh_handled else None
+        if not value or value == memory.refresh_handled:
+            return None
+        last = status.credentials.last_refresh_time if status.credentials else None
+        if last is not None and _served(value, last=plan.parse_time(last)):
+            return None
+        return value
 
     def _schedule(self, key: Key, outcome: Outcome) -> None:
         when = self.clock() + outcome.retry_in if outcome.retry_in else None
@@ -575,6 +628,23 @@ def _fallback_for(
     return None
 
 
+def _with_checklist(error: OperatorError, status: Status) -> OperatorError:
+    """AssumeRoleDenied naming the principal and External ID to compare against."""
+    if not isinstance(error, AssumeRoleDeniedError) or error.operator_policy:
+        return error
+    trusted, external_id = status.trusted_principal, status.external_id
+    if trusted is None or external_id is None:
+        return error
+    message = plan.denied_message(
+        trust_principal=trusted.trust_principal,
+        external_id=external_id,
+        operator_policy=False,
+    )
+    return AssumeRoleDeniedError(
+        message, operator_policy=False, aws_code=error.aws_code
+    )
+
+
 def _access_verdict(checks: list[AccessCheck]) -> Verdict:
     failed = [c for c in checks if c.result == "Failed"]
     if not failed:
@@ -594,11 +664,48 @@ def _access_verdict(checks: list[AccessCheck]) -> Verdict:
     )
 
 
+def _record(
+    meta: Mapping[str, Any],
+    action: plan.Action,
+    credentials: CredentialsStatus | None,
+) -> None:
+    """Export the expiry of the credentials in force, and count writes."""
+    if credentials is None:
+        return
+    metrics.credentials_written(
+        meta["namespace"],
+        meta["name"],
+        expiration=plan.parse_time(credentials.expiration).timestamp(),
+        action=None if action is plan.Action.KEEP else action.value,
+    )
+
+
 def _secret_error(error: SecretError) -> OperatorError:
     """Secret failures in the reconciler's terms: retry, or wait for a fix."""
     if isinstance(error, SecretRetry):
         return TemporaryError(R(error.reason), error.message, delay=error.delay)
     return PermanentError(R(error.reason), error.message)
+
+
+def _synced_with_note(expiration: datetime, note: str) -> Verdict:
+    return Verdict(
+        T.SECRET_SYNCED,
+        True,
+        R.SECRET_WRITTEN,
+        f"The Secret holds credentials valid until {plan.format_time(expiration)}; "
+        f"{note[0].lower()}{note[1:]}",
+    )
+
+
+def _served(requested: str, *, last: datetime) -> bool:
+    """Whether a refresh requested at ``requested`` happened at ``last``."""
+    try:
+        moment = plan.parse_time(requested)
+    except ValueError:
+        return False
+    # A date without a zone is read as UTC, as the CLI writes it.
+    aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return aware <= last
 
 
 def _owner(body: Mapping[str, Any]) -> Owner:

@@ -33,6 +33,8 @@ _ATTENTION = {
     R.ROLE_CHAINING_LIMIT,
     R.REFRESH_FAILING,
     R.EXTERNAL_ID_NOT_ENFORCED,
+    # Ready stays True on a still-valid Secret, but someone must fix the operator.
+    R.OPERATOR_CREDENTIALS_INVALID,
 }
 
 

@@ -121,24 +121,70 @@ def build_secret(
     region: str,
 ) -> DesiredSecret:
     """The desired Secret for ``owner``; ``region`` is the one already resolved."""
-    if spec.role_arn is None:
-        raise ValueError("spec.roleArn is empty; there is nothing to write yet")
+    shape = secret_shape(spec, owner=owner, region=region)
     data = secret_data(credentials, region=region, mount_path=spec.secret.mount_path)
     annotations = {
-        **spec.secret.annotations,
+        **shape.annotations,
         EXPIRATION_ANNOTATION: format_expiration(credentials.expiration),
-        ROLE_ARN_ANNOTATION: spec.role_arn,
-        OWNER_UID_ANNOTATION: owner.uid,
         CONTENT_HASH_ANNOTATION: content_hash(_encoded(data)),
-        USER_KEYS_ANNOTATION: _user_keys(spec),
     }
     return DesiredSecret(
         name=spec.secret.name or owner.name,
         owner=owner,
         data=data,
+        labels=shape.labels,
+        annotations=annotations,
+        owner_references=shape.owner_references,
+    )
+
+
+@dataclass(frozen=True)
+class SecretShape:
+    """What the spec decides about a managed Secret, the credentials aside.
+
+    Comparing a live Secret with it reveals a spec change (labels, deletion
+    policy, region, mount path) or a hand edit of the metadata, which the
+    content hash alone does not.
+    """
+
+    labels: Mapping[str, str]
+    annotations: Mapping[str, str]
+    owner_references: tuple[Mapping[str, Any], ...]
+    settings: Mapping[str, str]
+    """The data keys that hold no credential: the region and the config file."""
+
+
+def secret_shape(spec: Spec, *, owner: Owner, region: str) -> SecretShape:
+    if spec.role_arn is None:
+        raise ValueError("spec.roleArn is empty; there is nothing to write yet")
+    annotations = {
+        **spec.secret.annotations,
+        ROLE_ARN_ANNOTATION: spec.role_arn,
+        OWNER_UID_ANNOTATION: owner.uid,
+        USER_KEYS_ANNOTATION: _user_keys(spec),
+    }
+    settings = {
+        "AWS_REGION": region,
+        "AWS_DEFAULT_REGION": region,
+        CONFIG_KEY: _config_file(region=region, mount_path=spec.secret.mount_path),
+    }
+    return SecretShape(
         labels={**spec.secret.labels, **operator_labels(owner)},
         annotations=annotations,
         owner_references=_owner_references(owner, spec.secret.deletion_policy),
+        settings=settings,
+    )
+
+
+def conforms(live: Mapping[str, Any], shape: SecretShape, *, owner: Owner) -> bool:
+    """Whether ``live`` (API form) carries everything ``shape`` asks for."""
+    metadata = live.get("metadata") or {}
+    data = decoded_data(live) or {}
+    return (
+        _contains(metadata.get("labels"), shape.labels)
+        and _contains(metadata.get("annotations"), shape.annotations)
+        and _our_references(metadata, owner) == list(shape.owner_references)
+        and all(data.get(k) == v.encode() for k, v in shape.settings.items())
     )
 
 

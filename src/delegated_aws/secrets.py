@@ -44,6 +44,8 @@ from delegated_aws.secret_content import (
     ROLE_ARN_ANNOTATION,
     DesiredSecret,
     Owner,
+    SecretShape,
+    conforms,
     content_hash,
     decoded_data,
     is_current,
@@ -117,11 +119,14 @@ class ManagedSecret:
     actual_hash: str | None
     garbage_collected: bool
     """Whether an owner reference makes it go with the resource."""
+    conforming: bool = True
+    """Whether its metadata and settings still say what the spec asks for."""
 
     @property
     def edited(self) -> bool:
-        """Changed since the operator wrote it (by hand, or by another tool)."""
-        return self.actual_hash is None or self.recorded_hash != self.actual_hash
+        """Changed since the operator wrote it, or no longer what the spec says."""
+        tampered = self.actual_hash is None or self.recorded_hash != self.actual_hash
+        return tampered or not self.conforming
 
 
 # --- ownership -----------------------------------------------------------------
@@ -171,7 +176,9 @@ def _controlled(reference: Mapping[str, Any], owner: Owner) -> _Ownership:
     )
 
 
-def _view(secret: Mapping[str, Any]) -> ManagedSecret:
+def _view(
+    secret: Mapping[str, Any], *, owner: Owner, shape: SecretShape | None
+) -> ManagedSecret:
     metadata = secret.get("metadata") or {}
     annotations = metadata.get("annotations") or {}
     data = decoded_data(secret)
@@ -186,6 +193,7 @@ def _view(secret: Mapping[str, Any]) -> ManagedSecret:
         garbage_collected=any(
             r.get("controller") for r in metadata.get("ownerReferences") or []
         ),
+        conforming=shape is None or conforms(secret, shape, owner=owner),
     )
 
 
@@ -211,14 +219,23 @@ class SecretWriter:
         self._timeout = request_timeout
 
     async def read(
-        self, namespace: str, name: str, *, owner: Owner
+        self,
+        namespace: str,
+        name: str,
+        *,
+        owner: Owner,
+        shape: SecretShape | None = None,
     ) -> ManagedSecret | None:
-        """Our Secret, None when absent; ``SecretConflict`` when not ours."""
+        """Our Secret, None when absent; ``SecretConflict`` when not ours.
+
+        With ``shape``, a Secret whose metadata or settings differ from it
+        reads as edited, so the reconciler rewrites it.
+        """
         live = await self._get(namespace, name)
         if live is None:
             return None
         self._ensure_ours(live, owner, namespace=namespace, name=name)
-        return _view(live)
+        return _view(live, owner=owner, shape=shape)
 
     async def write(self, namespace: str, desired: DesiredSecret) -> WriteOutcome:
         """Make the Secret say ``desired``; a no-op when it already does."""

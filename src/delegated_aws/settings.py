@@ -67,11 +67,51 @@ class Settings(BaseSettings):
         default="text", description="Log line format."
     )
     metrics_port: int = Field(
-        default=8080, ge=0, description="Port of /metrics, /healthz and /readyz."
+        default=8080,
+        ge=0,
+        description="Port of /metrics (Prometheus) and /readyz; 0 turns both off.",
+    )
+    health_port: int | None = Field(
+        default=None,
+        ge=0,
+        description=(
+            "Port of kopf's liveness endpoint /healthz; default metrics_port + 1, "
+            "off when metrics_port is 0 unless set; 0 turns it off."
+        ),
+    )
+    watch_timeout: Duration = Field(
+        default=timedelta(minutes=5),
+        description=(
+            "Server-side timeout of each watch request; kopf reconnects after it, "
+            "so a silently dead connection is replaced within this bound."
+        ),
+    )
+    deaf_after: Duration = Field(
+        default=timedelta(minutes=3),
+        description=(
+            "Liveness fails when no watch on the API server has worked for this "
+            "long: the operator is deaf and a restart is the cure."
+        ),
     )
     peering: str | None = Field(
         default=None,
         description=(
-            "kopf peering object name; instances sharing it elect one active."
+            "kopf peering object name; instances sharing it keep exactly one "
+            "active. Unset: standalone."
         ),
     )
+    peering_priority: int | None = Field(
+        default=None,
+        ge=0,
+        description=(
+            "This instance's peering priority; the highest live one acts. "
+            "Default: random, so equal replicas never tie."
+        ),
+    )
+
+    @property
+    def liveness_port(self) -> int | None:
+        """Where /healthz is served, or None when it is off."""
+        if self.health_port is not None:
+            return self.health_port or None
+        return self.metrics_port + 1 if self.metrics_port else None

@@ -33,6 +33,7 @@ from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from delegated_aws.durations import format_duration
 from delegated_aws.errors import (
+    AssumeRoleDeniedError,
     OperatorError,
     OperatorIdentityError,
     PermanentError,
@@ -242,14 +243,15 @@ def _assume_role_denied(text: str, *, code: str) -> OperatorError:
     lowered = text.lower()
     # Newer AWS messages say which policy type denied; the operator's own
     # identity policy, boundary or an SCP is a different fix from the trust.
-    if any(
+    operator_policy = any(
         phrase in lowered
         for phrase in (
             "identity-based policy",
             "permissions boundary",
             "control policy",
         )
-    ):
+    )
+    if operator_policy:
         message = (
             "AWS denied sts:AssumeRole because the operator's own permissions "
             "(identity policy, permissions boundary or an SCP) do not allow it on "
@@ -262,7 +264,9 @@ def _assume_role_denied(text: str, *, code: str) -> OperatorError:
             "an sts:ExternalId condition equal to status.externalId, and that the "
             "operator's own IAM policy allows sts:AssumeRole on the role."
         )
-    return PermanentError(Reason.ASSUME_ROLE_DENIED, message, aws_code=code)
+    return AssumeRoleDeniedError(
+        message, operator_policy=operator_policy, aws_code=code
+    )
 
 
 def _validation_error(text: str, *, requested: timedelta | None) -> OperatorError:
