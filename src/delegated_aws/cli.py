@@ -12,9 +12,12 @@ import json
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from delegated_aws.reporting import GROUP, PLURAL, VERSION
+
+if TYPE_CHECKING:
+    from delegated_aws.settings import Settings
 
 REFRESH_ANNOTATION = "delegatedaws.io/refresh-requested"
 
@@ -86,31 +89,50 @@ def _run_flags(run: argparse.ArgumentParser) -> None:
         dest="require_external_id_enforcement",
     )
     run.add_argument("--min-refresh-margin", help="a duration such as 17m")
+    run.add_argument("--iam-propagation-grace", help="a duration such as 2m")
     run.add_argument("--sts-concurrency", type=int)
     run.add_argument("--log-format", choices=["text", "json"])
-    run.add_argument("--metrics-port", type=int)
+    run.add_argument("--metrics-port", type=int, help="/metrics and /readyz")
+    run.add_argument("--health-port", type=int, help="kopf's liveness /healthz")
+    run.add_argument("--watch-timeout", help="server-side watch timeout, e.g. 5m")
+    run.add_argument("--deaf-after", help="liveness fails after this much silence")
     run.add_argument("--peering", help="kopf peering name for HA replicas")
+    run.add_argument("--peering-priority", type=int)
+
+
+# Every Settings field has a flag of the same name; unit tests hold this true.
+RUN_FLAGS = (
+    "namespaces",
+    "label_selector",
+    "default_region",
+    "trust_principal",
+    "allow_external_id_override",
+    "require_external_id_enforcement",
+    "min_refresh_margin",
+    "iam_propagation_grace",
+    "sts_concurrency",
+    "log_format",
+    "metrics_port",
+    "health_port",
+    "watch_timeout",
+    "deaf_after",
+    "peering",
+    "peering_priority",
+)
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    """The environment, overridden by whichever flags were given."""
+    from delegated_aws.settings import Settings
+
+    given = {k: getattr(args, k) for k in RUN_FLAGS if getattr(args, k) is not None}
+    return Settings(**given)
 
 
 def _run(args: argparse.Namespace) -> int:
     from delegated_aws.operator import run
-    from delegated_aws.settings import Settings
 
-    keys = (
-        "namespaces",
-        "label_selector",
-        "default_region",
-        "trust_principal",
-        "allow_external_id_override",
-        "require_external_id_enforcement",
-        "min_refresh_margin",
-        "sts_concurrency",
-        "log_format",
-        "metrics_port",
-        "peering",
-    )
-    overrides = {k: getattr(args, k) for k in keys if getattr(args, k) is not None}
-    run(Settings(**overrides))
+    run(settings_from_args(args))
     return 0
 
 

@@ -11,11 +11,13 @@ from __future__ import annotations
 import asyncio
 import copy
 import logging
+from datetime import timedelta
 from typing import Any
 
 import kopf
 
 from delegated_aws.errors import OperatorError, backoff_delay
+from delegated_aws.liveness import WatchCanary
 from delegated_aws.reconcile import Reconciler
 from delegated_aws.reporting import GROUP, PLURAL, VERSION
 from delegated_aws.secret_content import (
@@ -27,15 +29,18 @@ from delegated_aws.settings import Settings
 
 logger = logging.getLogger("delegated_aws")
 
-# NB: the API server ends a watch after this many seconds and kopf opens a new
-# one, so a silently dead connection is noticed within this bound.
-WATCH_SERVER_TIMEOUT = 300
+# A watch that delivered nothing, not even the API server's minutely bookmark,
+# for this long is presumed dead and replaced.
+WATCH_INACTIVITY_TIMEOUT = 90.0
+# Connecting to the API server takes far less; more means it is unreachable.
+CONNECT_TIMEOUT = 30.0
 
 
 def build_registry(settings: Settings) -> kopf.OperatorRegistry:
     """Handlers for one operator instance, filtered by its label selector."""
     registry = kopf.OperatorRegistry()
-    selector = settings.label_selector
+    # The name ``settings`` is kopf's inside the handlers below.
+    operator_settings = settings
 
     @kopf.on.login(registry=registry)
     def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
@@ -45,7 +50,7 @@ def build_registry(settings: Settings) -> kopf.OperatorRegistry:
     async def configure(
         settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any
     ) -> None:
-        _configure_kopf(settings, selector=selector)
+        _configure_kopf(settings, operator_settings)
         reconciler: Reconciler = memo["reconciler"]
         memo["identity_task"] = asyncio.create_task(_establish_identity(reconciler))
 
@@ -77,17 +82,40 @@ def build_registry(settings: Settings) -> kopf.OperatorRegistry:
         reconciler: Reconciler = memo["reconciler"]
         return reconciler.identity.arn if reconciler.identity else "unknown"
 
+    @kopf.on.probe(id="watchSilenceSeconds", registry=registry)
+    def watch_silence(memo: kopf.Memo, **_: Any) -> float:
+        # A failing probe handler makes kopf's /healthz answer 500, and the
+        # kubelet restarts an operator that can no longer hear the cluster.
+        return check_hearing(memo["canary"], deaf_after=operator_settings.deaf_after)
+
     return registry
 
 
-def _configure_kopf(settings: kopf.OperatorSettings, *, selector: str | None) -> None:
+def check_hearing(canary: WatchCanary, *, deaf_after: timedelta) -> float:
+    """Seconds since a watch last worked; a permanent error once too long."""
+    silence = round(canary.silence(), 1)
+    if silence > deaf_after.total_seconds():
+        raise kopf.PermanentError(
+            f"No watch on the API server has worked for {silence:.0f}s; "
+            "the operator is deaf."
+        )
+    return silence
+
+
+def _configure_kopf(settings: kopf.OperatorSettings, ours: Settings) -> None:
     # Filtering happens in the API server, so a shard lists only its own share.
-    if selector:
-        settings.watching.label_selectors[GROUP, PLURAL] = selector
+    if ours.label_selector:
+        settings.watching.label_selectors[GROUP, PLURAL] = ours.label_selector
     settings.watching.label_selectors["secrets"] = f"{MANAGED_BY_LABEL}={MANAGER}"
-    settings.watching.server_timeout = WATCH_SERVER_TIMEOUT
-    settings.watching.client_timeout = WATCH_SERVER_TIMEOUT + 30
-    settings.watching.connect_timeout = 30
+    # NB: the API server ends each watch after server_timeout and kopf opens a
+    # new one; the client gives up a little later should the server not.
+    # The API server wants whole seconds ("300.0" is a 400 Bad Request).
+    server_timeout = int(ours.watch_timeout.total_seconds())
+    settings.watching.server_timeout = server_timeout
+    settings.watching.client_timeout = server_timeout + 30
+    settings.watching.connect_timeout = CONNECT_TIMEOUT
+    settings.watching.inactivity_timeout = WATCH_INACTIVITY_TIMEOUT
+    settings.networking.connect_timeout = CONNECT_TIMEOUT
     settings.persistence.finalizer = "delegatedaws.io/finalizer"
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(
         prefix="delegatedaws.io"

@@ -12,10 +12,11 @@ answers one path only and runs the probe handlers on each request.
 
 from __future__ import annotations
 
+import contextlib
 import threading
-from socketserver import ThreadingMixIn
 import time
 from collections.abc import Awaitable, Callable, Iterable
+from socketserver import ThreadingMixIn
 from typing import Any, TypeVar
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
@@ -65,10 +66,9 @@ def reconcile_failed(reason: str) -> None:
 
 def resource_gone(namespace: str, name: str) -> None:
     """Drop the series of a deleted resource, so dashboards do not alarm on it."""
-    try:
+    # KeyError: it never had credentials.
+    with contextlib.suppress(KeyError):
         CREDENTIALS_EXPIRY.remove(namespace, name)
-    except KeyError:
-        pass  # It never had credentials.
 
 
 async def timed_assume_role(call: Awaitable[T]) -> T:
@@ -115,7 +115,5 @@ def serve(port: int, *, ready: Callable[[], bool]) -> WSGIServer:
     server = make_server(
         "", port, _app(ready), server_class=_Server, handler_class=_QuietHandler
     )
-    threading.Thread(
-        target=server.serve_forever, name="metrics", daemon=True
-    ).start()
+    threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
     return server

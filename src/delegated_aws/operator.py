@@ -92,7 +92,7 @@ async def operate(
             namespaces=list(settings.namespaces),
             standalone=settings.peering is None,
             peering_name=settings.peering,
-            identity=kopf.Identity(identity),
+            identity=identity,  # type: ignore[arg-type]  # kopf's NewType
             priority=priority,
             liveness_endpoint=f"http://0.0.0.0:{port}/healthz" if port else None,
             stop_flag=stop_flag,

@@ -17,7 +17,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import random
+import secrets
+import socket
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -116,3 +119,12 @@ class PeeringGate:
             )
             for namespace in self._namespaces
         ]
+
+
+def detect_identity() -> str:
+    """The name this instance announces: the pod's name in a cluster (POD_ID,
+    as kopf reads it), else host and pid, unique per process."""
+    pod = os.environ.get("POD_ID")
+    if pod:
+        return pod
+    return f"{socket.gethostname()}/{os.getpid()}/{secrets.token_hex(2)}"

@@ -38,6 +38,7 @@ from delegated_aws.models import (
     Spec,
     Status,
     TrustedPrincipal,
+    dump,
     parse_spec,
     parse_status,
 )
@@ -53,6 +54,7 @@ REFRESH_ANNOTATION = "delegatedaws.io/refresh-requested"
 # A role that refuses us, or accepts any External ID, is checked again this often:
 # customers fix trust policies without touching the resource.
 PERMANENT_RECHECK = timedelta(minutes=10)
+_TIMER_SLACK = timedelta(seconds=1)
 
 Key = tuple[str, str]
 
@@ -65,6 +67,16 @@ class Memory:
     attempts: int = 0
     first_denied: dict[str, datetime] = field(default_factory=dict)
     refresh_handled: str | None = None
+    hold: Hold | None = None
+
+
+@dataclass(frozen=True)
+class Hold:
+    """A failed STS pass: until ``until``, events repeat it instead of calling."""
+
+    fingerprint: str
+    until: datetime
+    verdicts: list[Verdict]
 
 
 @dataclass
@@ -111,10 +123,12 @@ class Reconciler:
     async def observe(self, body: Mapping[str, Any]) -> None:
         """A resource was created, changed or listed: reconcile it."""
         key = _key(body)
+        echo = _echoes_status(self._bodies.get(key), body, self._published.get(key))
         self._bodies[key] = body
         self._keys_by_uid[body["metadata"]["uid"]] = key
         self.external_ids.observe(body)
-        await self.reconcile(key)
+        if not echo:
+            await self.reconcile(key)
 
     def forget(self, body: Mapping[str, Any]) -> None:
         """A resource is gone; its Secret goes by owner reference (or stays)."""
@@ -243,12 +257,18 @@ class Reconciler:
             and not secret.edited
             and status.credentials is not None
             and secret.expiration == plan.parse_time(status.credentials.expiration),
+            # Status keeps whole seconds; STS may answer with a fraction.
             cached_expiration=(
-                memory.credentials.expiration if memory.credentials else None
+                memory.credentials.expiration.replace(microsecond=0)
+                if memory.credentials
+                else None
             ),
             refresh_requested=requested is not None,
         )
         action = plan.decide(role_arn=spec.role_arn, seen=seen, now=self.clock())
+        held = self._held(memory, action, fingerprint, requested=requested)
+        if held is not None:
+            return Outcome(status, held.verdicts, retry_in=held.until - self.clock())
         try:
             outcome = await self._act(
                 action,
@@ -260,10 +280,11 @@ class Reconciler:
                 fingerprint=fingerprint,
                 secret_name=secret_name,
             )
-        except OperatorError as error:
-            return self._on_error(key, status, error, fingerprint)
-        except SecretError as error:
-            return self._on_error(key, status, _secret_error(error), fingerprint)
+        except (OperatorError, SecretError) as error:
+            failed = self._on_error(key, status, _as_operator_error(error), fingerprint)
+            memory.hold = self._hold(failed, fingerprint)
+            return failed
+        memory.hold = None
         if action in (plan.Action.VALIDATE, plan.Action.REFRESH):
             # An STS call just worked, so the operator's own identity does.
             self.reporter.operator_identity_ok()
@@ -454,6 +475,32 @@ class Reconciler:
 
     # --- failures ---------------------------------------------------------
 
+    def _held(
+        self,
+        memory: Memory,
+        action: plan.Action,
+        fingerprint: str,
+        *,
+        requested: str | None,
+    ) -> Hold | None:
+        """The last failure, while its retry is not due and nothing changed.
+
+        Without this, the status write of a failure (or any other event) would
+        trigger the failed STS call again at once, ignoring the backoff.
+        """
+        hold = memory.hold
+        if action not in (plan.Action.VALIDATE, plan.Action.REFRESH):
+            return None
+        if hold is None or hold.fingerprint != fingerprint or requested is not None:
+            return None
+        # NB: timers may fire a little early; a second's slack avoids a re-arm.
+        return hold if self.clock() + _TIMER_SLACK < hold.until else None
+
+    def _hold(self, failed: Outcome, fingerprint: str) -> Hold | None:
+        if failed.retry_in is None:
+            return None
+        return Hold(fingerprint, self.clock() + failed.retry_in, failed.verdicts)
+
     def _on_error(
         self, key: Key, status: Status, error: OperatorError, fingerprint: str
     ) -> Outcome:
@@ -582,7 +629,8 @@ class Reconciler:
         A timestamp at or before the last refresh was served already, perhaps
         by an earlier operator process: a restart must not refresh again.
         """
-        value = (body["metadata"].get("annotations") or {}).get(REFRESH_ANNOTATION)
+        annotations = body["metadata"].get("annotations") or {}
+        value = str(annotations.get(REFRESH_ANNOTATION) or "")
         if not value or value == memory.refresh_handled:
             return None
         last = status.credentials.last_refresh_time if status.credentials else None
@@ -594,7 +642,10 @@ class Reconciler:
         when = self.clock() + outcome.retry_in if outcome.retry_in else None
         if outcome.status.credentials is not None:
             refresh_at = plan.parse_time(outcome.status.credentials.refresh_at)
-            when = min(when, refresh_at) if when else refresh_at
+            # A refresh time already past is what failed: the retry's backoff
+            # decides, or a failing refresh would be retried in a hot loop.
+            if when is None or refresh_at > self.clock():
+                when = min(when, refresh_at) if when else refresh_at
         if when is None:
             self.scheduler.cancel(key)
         else:
@@ -626,6 +677,10 @@ def _fallback_for(
     if error.reason == R.ROLE_CHAINING_LIMIT:
         return hour, plan.role_chaining_verdict(duration)
     return None
+
+
+def _as_operator_error(error: OperatorError | SecretError) -> OperatorError:
+    return _secret_error(error) if isinstance(error, SecretError) else error
 
 
 def _with_checklist(error: OperatorError, status: Status) -> OperatorError:
@@ -720,3 +775,26 @@ def _granted(creds: IssuedCredentials) -> str:
 def _key(body: Mapping[str, Any]) -> Key:
     meta = body["metadata"]
     return meta["namespace"], meta["name"]
+
+
+_INPUTS = ("generation", "labels", "annotations", "deletionTimestamp")
+
+
+def _echoes_status(
+    before: Mapping[str, Any] | None,
+    body: Mapping[str, Any],
+    published: Mapping[str, Any] | None,
+) -> bool:
+    """Whether a new version of the resource only carries our own status write.
+
+    Such an event brings nothing to decide on: reconciling it would re-read the
+    Secret for nothing. A re-list (same resourceVersion) is still reconciled.
+    """
+    if before is None or published is None:
+        return False
+    meta, old = body["metadata"], before["metadata"]
+    if meta.get("resourceVersion") == old.get("resourceVersion"):
+        return False
+    if any(meta.get(name) != old.get(name) for name in _INPUTS):
+        return False
+    return dump(parse_status(body.get("status"))) == published

@@ -164,7 +164,8 @@ def test_secret_owned_by_a_custom_object_is_garbage_collected(
         GROUP, VERSION, namespace, PLURAL, "owner"
     )
 
-    _eventually(lambda: _secret_gone(core_api, namespace, "owned"))
+    # The garbage collector rescans API resources every 30 s; allow a rescan.
+    _eventually(lambda: _secret_gone(core_api, namespace, "owned"), timeout=90)
 
 
 def test_secret_owned_by_a_configmap_is_garbage_collected(
@@ -182,7 +183,8 @@ def test_secret_owned_by_a_configmap_is_garbage_collected(
 
     core_api.delete_namespaced_config_map("owner", namespace)
 
-    _eventually(lambda: _secret_gone(core_api, namespace, "owned"))
+    # The garbage collector rescans API resources every 30 s; allow a rescan.
+    _eventually(lambda: _secret_gone(core_api, namespace, "owned"), timeout=90)
 
 
 @pytest.fixture

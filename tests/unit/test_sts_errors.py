@@ -25,6 +25,7 @@ from botocore.exceptions import (
 )
 
 from delegated_aws.errors import (
+    AssumeRoleDeniedError,
     OperatorError,
     OperatorIdentityError,
     PermanentError,
@@ -79,7 +80,7 @@ CASES = [
             f"sts:AssumeRole on resource: {ROLE}",
             status=403,
         ),
-        PermanentError,
+        AssumeRoleDeniedError,
         Reason.ASSUME_ROLE_DENIED,
         says=("role exists", "trust policy", "status.externalId", "trustedPrincipal"),
         # A timestamped session name would make the condition flap.
@@ -94,7 +95,7 @@ CASES = [
             "allows the sts:AssumeRole action",
             status=403,
         ),
-        PermanentError,
+        AssumeRoleDeniedError,
         Reason.ASSUME_ROLE_DENIED,
         says=("operator's own permissions", "grant sts:AssumeRole"),
     ),
@@ -107,7 +108,7 @@ CASES = [
             "service control policy",
             status=403,
         ),
-        PermanentError,
+        AssumeRoleDeniedError,
         Reason.ASSUME_ROLE_DENIED,
         says=("SCP",),
     ),

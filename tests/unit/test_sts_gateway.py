@@ -24,6 +24,7 @@ from botocore.stub import ANY, Stubber
 from moto import mock_aws
 
 from delegated_aws.errors import (
+    AssumeRoleDeniedError,
     OperatorIdentityError,
     PermanentError,
     RoleChainingLimitError,
@@ -329,7 +330,7 @@ ASSUME_ERRORS = [
             f"User: x is not authorized to perform: sts:AssumeRole on resource: {ROLE}",
             403,
         ),
-        PermanentError,
+        AssumeRoleDeniedError,
         Reason.ASSUME_ROLE_DENIED,
         id="AccessDenied -> AssumeRoleDenied",
     ),

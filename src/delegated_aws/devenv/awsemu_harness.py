@@ -10,8 +10,6 @@ tests. Both expose the endpoint, the two accounts and an
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import json
 import os
 import signal
@@ -25,18 +23,10 @@ from typing import TYPE_CHECKING, Any, Self
 
 from delegated_aws.devenv.awsemu_bootstrap import CustomerAccount, OperatorAccount
 from delegated_aws.devenv.awsemu_client import EmulatorClient
+from delegated_aws.devenv.processes import die_with_parent_hook
 
 if TYPE_CHECKING:
     from delegated_aws.devenv.awsemu import EmulatorServer
-
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:
-    """Child-side: get SIGTERM when the parent process exits (Linux only)."""
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 class _EmulatorHandle:
@@ -118,7 +108,7 @@ class AwsEmulator(_EmulatorHandle):
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
                 env=env,
-                preexec_fn=_die_with_parent,
+                preexec_fn=die_with_parent_hook(signal.SIGTERM),
             )
         self._load(self._wait_ready(ready))
         return self

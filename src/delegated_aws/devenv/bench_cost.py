@@ -96,7 +96,7 @@ class FakeWriter:
         self.secrets: dict[str, DesiredSecret] = {}
 
     async def read(
-        self, namespace: str, name: str, *, owner: Owner
+        self, namespace: str, name: str, *, owner: Owner, **_: Any
     ) -> ManagedSecret | None:
         found = self.secrets.get(name)
         if found is None:
@@ -239,7 +239,7 @@ def _figures(
     calls = sum(1 for moment in timeline.assume_calls if moment < end)
     expired = low = 0.0
     # Skip the very first fill: before it there was no Secret at all.
-    writes = timeline.writes + [(end, end)]
+    writes = [*timeline.writes, (end, end)]
     for (written, expires), (following, _) in itertools.pairwise(writes):
         stop = min(following, end)
         if stop <= written:

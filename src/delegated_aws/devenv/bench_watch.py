@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import re
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -23,14 +24,13 @@ from kubernetes import client, config, watch
 from delegated_aws.reporting import GROUP, PLURAL, VERSION
 
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+_LABEL = re.compile(r'(\w+)="([^"]*)"')
 
 
 def api_client(kubeconfig: str, *, pool: int = 32) -> client.ApiClient:
     """An admin client whose connection pool serves ``pool`` threads at once."""
     configuration = client.Configuration()
-    config.load_kube_config(
-        config_file=kubeconfig, client_configuration=configuration
-    )
+    config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
     configuration.connection_pool_maxsize = pool
     return client.ApiClient(configuration)
 
@@ -114,7 +114,7 @@ class Recorder:
                             self._events.append(seen)
                     if self._stop.is_set():
                         break
-            except Exception:  # noqa: BLE001 - a dropped watch resumes
+            except Exception:  # a dropped watch resumes
                 time.sleep(0.2)
             finally:
                 with contextlib.suppress(Exception):
@@ -148,6 +148,39 @@ def _seen(kind: str, kind_of_event: str, obj: Any) -> Seen:
     )
 
 
+def api_requests(api: client.ApiClient) -> dict[str, float]:
+    """kube-apiserver's request counters so far, by "VERB resource[/sub]"."""
+    response = api.call_api(
+        "/metrics", "GET", auth_settings=["BearerToken"], _preload_content=False
+    )
+    if isinstance(response, tuple):  # older clients answer (data, status, headers)
+        response = response[0]
+    counts: dict[str, float] = {}
+    for line in response.data.decode().splitlines():
+        if not line.startswith("apiserver_request_total{"):
+            continue
+        labels = dict(_LABEL.findall(line))
+        if labels.get("resource") in (None, "", "metrics"):
+            continue
+        key = f"{labels['verb']} {labels['resource']}"
+        if labels.get("subresource"):
+            key += f"/{labels['subresource']}"
+        counts[key] = counts.get(key, 0) + float(line.rsplit(" ", 1)[1])
+    return counts
+
+
+def requests_since(
+    api: client.ApiClient, before: dict[str, float], *, per: int
+) -> dict[str, float]:
+    """Requests made since ``before``, divided by ``per`` (resources)."""
+    after = api_requests(api)
+    return {
+        key: round((after[key] - before.get(key, 0)) / per, 2)
+        for key in sorted(after)
+        if after[key] - before.get(key, 0) > 0
+    }
+
+
 # --- the operator process ----------------------------------------------------
 
 
@@ -165,6 +198,45 @@ def cpu_seconds(pid: int) -> float:
         # The command name may contain spaces; fields resume after its ')'.
         fields = stat.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+
+
+def children() -> dict[str, int]:
+    """This process's children by role: kube-apiserver, etcd, awsemu, operator."""
+    found = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        with contextlib.suppress(OSError, IndexError):
+            with open(f"/proc/{entry}/stat") as stat:
+                ppid = int(stat.read().rsplit(")", 1)[1].split()[1])
+            if ppid != os.getpid():
+                continue
+            with open(f"/proc/{entry}/cmdline", "rb") as raw:
+                argv = raw.read().decode(errors="replace").split("\0")
+            found[_role(argv)] = int(entry)
+    return found
+
+
+def _role(argv: list[str]) -> str:
+    if "delegated_aws.devenv.awsemu" in argv:
+        return "aws_emulator"
+    if "delegated_aws" in argv:
+        return "operator"
+    return os.path.basename(argv[0]).replace("-", "_")
+
+
+def cpu_by_role() -> dict[str, float]:
+    """CPU seconds so far of every child process, by role."""
+    usage = {"bench": cpu_seconds(os.getpid())}
+    for role, pid in children().items():
+        with contextlib.suppress(OSError):
+            usage[role] = cpu_seconds(pid)
+    return usage
+
+
+def cpu_delta(before: dict[str, float]) -> dict[str, float]:
+    after = cpu_by_role()
+    return {role: round(after[role] - before.get(role, 0.0), 2) for role in after}
 
 
 def wait_idle(

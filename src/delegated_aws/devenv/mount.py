@@ -55,9 +55,9 @@ def _write_version(data: Mapping[str, str], target: Path) -> Path:
 def _link_keys(keys: set[str], target: Path) -> None:
     """One symlink per key through ``..data``; keys gone from the Secret go."""
     for entry in target.iterdir():
-        if entry.is_symlink() and not entry.name.startswith(".."):
-            if entry.name not in keys:
-                entry.unlink()
+        stale = entry.name not in keys and not entry.name.startswith("..")
+        if stale and entry.is_symlink():
+            entry.unlink()
     for key in keys:
         link = target / key
         if not link.is_symlink():

@@ -7,8 +7,6 @@ emulator), its cluster access from a kubeconfig. It dies with its parent.
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import os
 import signal
 import subprocess
@@ -17,14 +15,7 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(
-            _PR_SET_PDEATHSIG, signal.SIGTERM
-        )
+from delegated_aws.devenv.processes import die_with_parent_hook
 
 
 class OperatorProcess:
@@ -53,7 +44,7 @@ class OperatorProcess:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=env,
-                preexec_fn=_die_with_parent,
+                preexec_fn=die_with_parent_hook(signal.SIGTERM),
             )
         return self
 

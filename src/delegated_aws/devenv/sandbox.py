@@ -87,7 +87,7 @@ def main(*, keep: bool = False, env_file: str | None = None) -> int:
             out.say("stopping the operator, the AWS emulator and the control plane")
     except KeyboardInterrupt:
         out.say("interrupted; everything started has been stopped")
-    except Exception as failure:  # noqa: BLE001 - report any failed step plainly
+    except Exception as failure:
         out.say(f"FAILED: {type(failure).__name__}: {failure}")
         out.say(f"logs kept in {workdir}")
     if ok:
