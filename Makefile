@@ -36,7 +36,7 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 bench: binaries
-	$(BIN)/python -m delegated_aws.devenv.bench
+	$(BIN)/python -m delegated_aws.devenv.bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

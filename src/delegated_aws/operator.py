@@ -61,6 +61,9 @@ def configure_logging(settings: Settings) -> None:
     root.setLevel(logging.INFO)
     # botocore logs request details at DEBUG; keep it quiet whatever the level.
     logging.getLogger("botocore").setLevel(logging.WARNING)
+    # kopf reports every handler run at INFO; our own lines already say what
+    # changed, so its per-object chatter is steady state, not news.
+    logging.getLogger("kopf.objects").setLevel(logging.WARNING)
 
 
 async def operate(

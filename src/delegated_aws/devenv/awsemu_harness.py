@@ -10,6 +10,7 @@ tests. Both expose the endpoint, the two accounts and an
 
 from __future__ import annotations
 
+import abc
 import json
 import os
 import signal
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
     from delegated_aws.devenv.awsemu import EmulatorServer
 
 
-class _EmulatorHandle:
+class _EmulatorHandle(abc.ABC):
     """Fields shared by both variants, filled from the ready document."""
 
     endpoint_url: str
@@ -70,11 +71,13 @@ class _EmulatorHandle:
     ) -> None:
         self.stop()
 
+    @abc.abstractmethod
     def start(self) -> Self:
-        raise NotImplementedError
+        """Start the emulator and fill in the fields above."""
 
+    @abc.abstractmethod
     def stop(self) -> None:
-        raise NotImplementedError
+        """Stop it; safe to call twice."""
 
 
 class AwsEmulator(_EmulatorHandle):
