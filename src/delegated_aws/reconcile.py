@@ -357,9 +357,10 @@ def _served(requested: str, *, last: datetime) -> bool:
         moment = plan.parse_time(requested)
     except ValueError:
         return False
-    # A date without a zone is read as UTC, as the CLI writes it.
+    # A date without a zone is read as UTC, as the CLI writes it; status keeps
+    # whole seconds, so a request is compared at that precision too.
     aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-    return aware <= last
+    return aware.replace(microsecond=0) <= last
 
 
 _INPUTS = ("generation", "labels", "annotations", "deletionTimestamp")

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 from delegated_aws import conditions
 from delegated_aws.conditions import Verdict
+from delegated_aws.messages import ConditionType
 from delegated_aws.messages import Reason as R
 from delegated_aws.models import Condition, Status, dump, parse_status
 
@@ -182,9 +183,18 @@ def _comparable(raw: Any) -> dict[str, Any]:
 
 
 def _transitions(old: Sequence[Condition], new: Sequence[Condition]) -> list[Condition]:
-    """Conditions whose status or reason changed; Ready last, deduplicated."""
+    """Transitions worth an Event: Ready's, and any a person must act on.
+
+    Progress on the other conditions is in status and the log; an Event for
+    each would cost an API write per condition per resource.
+    """
     before = {c.type: (c.status, c.reason) for c in old}
-    changed = [c for c in new if before.get(c.type) != (c.status, c.reason)]
+    changed = [
+        c
+        for c in new
+        if before.get(c.type) != (c.status, c.reason)
+        and (c.type == ConditionType.READY or _needs_person(c))
+    ]
     seen: set[tuple[str, str]] = set()
     unique = []
     for condition in changed:

@@ -1,0 +1,28 @@
+"""Whether a refresh request was served already, e.g. by an earlier process."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from delegated_aws.reconcile import _served
+
+LAST = datetime(2026, 12, 3, 12, 0, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("requested", "served"),
+    [
+        pytest.param("2026-12-03T11:59:59Z", True, id="before the last refresh"),
+        pytest.param("2026-12-03T12:00:00Z", True, id="same second, as the CLI writes"),
+        pytest.param(
+            "2026-12-03T12:00:00.700000+00:00", True, id="sub-second, same second"
+        ),
+        pytest.param("2026-12-03T12:00:01Z", False, id="after the last refresh"),
+        pytest.param("2026-12-03T12:00:00", True, id="no zone reads as UTC"),
+        pytest.param("now please", False, id="not a time: a new request"),
+    ],
+)
+def test_served(requested: str, served: bool) -> None:
+    assert _served(requested, last=LAST) is served
