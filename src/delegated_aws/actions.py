@@ -178,7 +178,8 @@ class Actions:
         credentials = CredentialsStatus(
             expiration=plan.format_time(creds.expiration),
             refresh_at=plan.format_time(refresh.refresh_at),
-            last_refresh_time=plan.format_time(creds.issued_at),
+            # Microseconds: refresh requests are compared against it.
+            last_refresh_time=plan.format_precise(creds.issued_at),
             session_duration=_granted(creds),
             assumed_role_arn=creds.assumed_role_arn,
             role_arn=spec.role_arn,

@@ -221,7 +221,8 @@ def _status_row(item: dict[str, Any]) -> tuple[str, str, str, str, str]:
 
 def _refresh(args: argparse.Namespace) -> int:
     api, default_ns = _api()
-    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    # Microseconds: the operator compares this with status lastRefreshTime.
+    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     patch = {"metadata": {"annotations": {REFRESH_ANNOTATION: stamp}}}
     api.patch_namespaced_custom_object(
         GROUP, VERSION, args.namespace or default_ns, PLURAL, args.name, patch

@@ -9,7 +9,7 @@ conditions a person reads.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from delegated_aws.conditions import Verdict, is_true
@@ -274,6 +274,11 @@ def _failed_condition(reason: R) -> T:
 
 def parse_time(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def format_precise(value: datetime) -> str:
+    """RFC 3339 in UTC with microseconds."""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def format_time(value: datetime) -> str:

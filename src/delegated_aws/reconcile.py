@@ -357,10 +357,10 @@ def _served(requested: str, *, last: datetime) -> bool:
         moment = plan.parse_time(requested)
     except ValueError:
         return False
-    # A date without a zone is read as UTC, as the CLI writes it; status keeps
-    # whole seconds, so a request is compared at that precision too.
+    # A date without a zone is read as UTC. The CLI and lastRefreshTime both
+    # keep microseconds, so a request just after a refresh is not lost.
     aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-    return aware.replace(microsecond=0) <= last
+    return aware <= last
 
 
 _INPUTS = ("generation", "labels", "annotations", "deletionTimestamp")

@@ -90,7 +90,13 @@ class Reporter:
         )
         if dump(new) != _comparable(body.get("status")):
             await self._patch_status(meta, old, new)
-        for condition in _transitions(old.conditions, merged):
+        changed = _transitions(old.conditions, merged)
+        for condition in _unique(changed):
+            _log_transition(meta, condition)
+        eventful = [
+            c for c in changed if c.type == ConditionType.READY or _needs_person(c)
+        ]
+        for condition in _unique(eventful):
             await self._event(body, condition)
         for _, message in warnings:
             logger.warning("%s/%s: %s", meta["namespace"], meta["name"], message)
@@ -132,16 +138,6 @@ class Reporter:
     async def _event(self, body: Mapping[str, Any], condition: Condition) -> None:
         meta = body["metadata"]
         kind = "Warning" if _needs_person(condition) else "Normal"
-        log = logger.warning if kind == "Warning" else logger.info
-        log(
-            "%s/%s %s=%s (%s): %s",
-            meta["namespace"],
-            meta["name"],
-            condition.type,
-            condition.status,
-            condition.reason,
-            condition.message,
-        )
         now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         event = {
             "metadata": {
@@ -183,25 +179,38 @@ def _comparable(raw: Any) -> dict[str, Any]:
 
 
 def _transitions(old: Sequence[Condition], new: Sequence[Condition]) -> list[Condition]:
-    """Transitions worth an Event: Ready's, and any a person must act on.
-
-    Progress on the other conditions is in status and the log; an Event for
-    each would cost an API write per condition per resource.
-    """
+    """Conditions whose status or reason changed."""
     before = {c.type: (c.status, c.reason) for c in old}
-    changed = [
-        c
-        for c in new
-        if before.get(c.type) != (c.status, c.reason)
-        and (c.type == ConditionType.READY or _needs_person(c))
-    ]
+    return [c for c in new if before.get(c.type) != (c.status, c.reason)]
+
+
+def _unique(conditions: Sequence[Condition]) -> list[Condition]:
+    """One per reason and message: Ready often repeats another condition."""
     seen: set[tuple[str, str]] = set()
     unique = []
-    for condition in changed:
+    for condition in conditions:
         if (condition.reason, condition.message) not in seen:
             seen.add((condition.reason, condition.message))
             unique.append(condition)
     return unique
+
+
+def _log_transition(meta: Mapping[str, Any], condition: Condition) -> None:
+    """Every transition is a log line; only some are also Events.
+
+    Progress on the conditions other than Ready is in status and this line; an
+    Event for each would cost an API write per condition per resource.
+    """
+    log = logger.warning if _needs_person(condition) else logger.info
+    log(
+        "%s/%s %s=%s (%s): %s",
+        meta["namespace"],
+        meta["name"],
+        condition.type,
+        condition.status,
+        condition.reason,
+        condition.message,
+    )
 
 
 def _needs_person(condition: Condition) -> bool:

@@ -240,7 +240,7 @@ def test_restart_with_many_ready_resources_is_silent(
         das.wait_condition(f"r{i}", "Ready", status="True", timeout=60)
     # A refresh served before the restart must not be served again after it.
     before = das.secret("r0")["data"]["AWS_ACCESS_KEY_ID"]  # type: ignore[index]
-    stamp = f"{datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ}"
+    stamp = f"{datetime.now(UTC):%Y-%m-%dT%H:%M:%S.%fZ}"
     das.custom.patch_namespaced_custom_object(
         "delegatedaws.io", "v1alpha1", das.namespace, "delegatedawssecrets", "r0",
         {"metadata": {"annotations": {REFRESH_ANNOTATION: stamp}}},
