@@ -218,3 +218,11 @@ def test_spec_fingerprint_is_short_stable_hex() -> None:
 def test_spec_fingerprint_changes_with_each_field(field: str, value: object) -> None:
     changed = {**BASE, field: value}
     assert spec_fingerprint(**changed) != spec_fingerprint(**BASE)  # type: ignore[arg-type]
+
+
+def test_default_margin_covers_the_sdk_window_and_kubelet_propagation() -> None:
+    """F09: SDKs refresh 15 min before expiry; kubelet needs a minute or two."""
+    from delegated_aws.settings import Settings
+
+    margin = Settings().min_refresh_margin
+    assert margin >= timedelta(minutes=15) + timedelta(minutes=2)
