@@ -28,8 +28,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "command", None):
         parser.print_help()
         return 2
-    result: int = args.command(args)
+    try:
+        result: int = args.command(args)
+    except _api_errors() as error:
+        # A person typed a name or namespace: say what was not found, briefly.
+        print(f"delegated-aws: {_describe(error)}", file=sys.stderr)
+        return 1
     return result
+
+
+def _api_errors() -> tuple[type[Exception], ...]:
+    from kubernetes.client.exceptions import ApiException
+    from kubernetes.config.config_exception import ConfigException
+
+    return ApiException, ConfigException
+
+
+def _describe(error: Exception) -> str:
+    status = getattr(error, "status", None)
+    if status == 404:
+        return "not found (check the name and -n NAMESPACE)"
+    if status == 403:
+        return "forbidden by RBAC for the current kubeconfig user"
+    reason = getattr(error, "reason", None) or str(error)
+    return f"the API server said: {reason}"
 
 
 def _parser() -> argparse.ArgumentParser:

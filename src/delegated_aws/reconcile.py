@@ -86,7 +86,13 @@ class Reconciler(Actions, Failures):
     async def observe(self, body: Mapping[str, Any]) -> None:
         """A resource was created, changed or listed: reconcile it."""
         key = key_of(body)
-        echo = _echoes_status(self._bodies.get(key), body, self._published.get(key))
+        previous = self._bodies.get(key)
+        if previous is not None and _uid(previous) != _uid(body):
+            # The name now belongs to a new object: nothing known of the old
+            # one (credentials, published status, holds) applies to it.
+            self.forget(previous)
+            previous = None
+        echo = _echoes_status(previous, body, self._published.get(key))
         self._bodies[key] = body
         self._keys_by_uid[body["metadata"]["uid"]] = key
         self.external_ids.observe(body)
@@ -96,9 +102,14 @@ class Reconciler(Actions, Failures):
     def forget(self, body: Mapping[str, Any]) -> None:
         """A resource is gone; its Secret goes by owner reference (or stays)."""
         key = key_of(body)
-        self.scheduler.cancel(key)
         self.external_ids.forget(body)
-        self._keys_by_uid.pop(body["metadata"]["uid"], None)
+        self._keys_by_uid.pop(_uid(body), None)
+        current = self._bodies.get(key)
+        if current is not None and _uid(current) != _uid(body):
+            # kopf serves objects by uid, so an old object's deletion can arrive
+            # after a new object of the same name was seen: keep the new one.
+            return
+        self.scheduler.cancel(key)
         for table in (self._bodies, self._memory, self._locks, self._published):
             table.pop(key, None)
         metrics.resource_gone(*key)
@@ -384,3 +395,7 @@ def _echoes_status(
     if any(meta.get(name) != old.get(name) for name in _INPUTS):
         return False
     return dump(parse_status(body.get("status"))) == published
+
+
+def _uid(body: Mapping[str, Any]) -> str:
+    return str(body["metadata"]["uid"])

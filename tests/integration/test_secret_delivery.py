@@ -247,7 +247,7 @@ def test_restart_with_many_ready_resources_is_silent(
     )  # fmt: skip
     wait_for(
         lambda: das.secret("r0")["data"]["AWS_ACCESS_KEY_ID"] != before or None,  # type: ignore[index]
-        timeout=15,
+        timeout=45,
         what="r0 refreshed on request",
     )
     time.sleep(2)

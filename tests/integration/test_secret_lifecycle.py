@@ -213,7 +213,7 @@ def test_deleted_or_edited_secret_is_restored_without_sts(
 
     das.core.delete_namespaced_secret("reader", das.namespace)
     back = wait_for(
-        lambda: das.secret("reader"), timeout=15, what="the deleted Secret back"
+        lambda: das.secret("reader"), timeout=45, what="the deleted Secret back"
     )
     assert back["data"] == original["data"]
 
@@ -221,7 +221,7 @@ def test_deleted_or_edited_secret_is_restored_without_sts(
     das.core.patch_namespaced_secret("reader", das.namespace, {"data": edited})
     wait_for(
         lambda: True if _key_id(das.secret("reader")) == _key_id(original) else None,
-        timeout=15,
+        timeout=45,
         what="the edited key restored",
     )
 
@@ -230,7 +230,7 @@ def test_deleted_or_edited_secret_is_restored_without_sts(
     )
     wait_for(
         lambda: (das.secret("reader") or {})["metadata"]["labels"].get("team"),
-        timeout=15,
+        timeout=45,
         what="the removed label restored",
     )
 
@@ -256,7 +256,7 @@ def test_spec_change_to_secret_metadata_is_applied_at_once(
         labels = found.get("metadata", {}).get("labels") or {}
         return found if labels.get("team") == "data" else None
 
-    found = wait_for(applied, timeout=15, what="the new label on the Secret")
+    found = wait_for(applied, timeout=45, what="the new label on the Secret")
     assert found["metadata"].get("ownerReferences") is None
     assert customer.aws.client.calls(action="AssumeRole") == []
 
@@ -328,12 +328,12 @@ def test_renamed_secret_follows_the_deletion_policy(
     das.patch_spec("retaining", {"secret": {"name": "retaining-new"}})
 
     moved = wait_for(
-        lambda: das.secret("deleting-new"), timeout=15, what="deleting-new"
+        lambda: das.secret("deleting-new"), timeout=45, what="deleting-new"
     )
-    wait_for(lambda: das.secret("retaining-new"), timeout=15, what="retaining-new")
+    wait_for(lambda: das.secret("retaining-new"), timeout=45, what="retaining-new")
     wait_for(
         lambda: True if das.secret("deleting-old") is None else None,
-        timeout=15,
+        timeout=45,
         what="deleting-old removed",
     )
     assert das.secret("retaining-old") is not None
@@ -380,7 +380,7 @@ def test_idle_reconcile_writes_nothing_and_refresh_writes_twice(
     _cli(control_plane, "refresh", "reader", "-n", das.namespace)
     wait_for(
         lambda: True if _key_id(das.secret("reader")) != before else None,
-        timeout=15,
+        timeout=45,
         what="a refresh after delegated-aws refresh",
     )
     time.sleep(3)
@@ -396,7 +396,7 @@ def test_idle_reconcile_writes_nothing_and_refresh_writes_twice(
     )  # fmt: skip
     wait_for(
         lambda: True if _key_id(das.secret("reader")) != before else None,
-        timeout=15,
+        timeout=45,
         what="a refresh after the annotation",
     )
     time.sleep(3)

@@ -524,3 +524,30 @@ def test_soak_refreshes_over_many_lifetimes_while_base_credentials_rotate() -> N
     # The Secret never held credentials with under the SDKs' 15 minutes left.
     assert min(remaining) > timedelta(minutes=15)
     assert world.condition("reader", "Ready")[1] == "Ready"
+
+
+# --- a name reused by a new object (delete and re-create from Git) -------------------
+
+
+def test_late_deletion_of_the_old_object_keeps_the_new_one() -> None:
+    """kopf serves objects by uid: the old object's DELETED may come last."""
+
+    async def scenario() -> World:
+        world = World()
+        await world.apply("reader", {"roleArn": ROLE, "externalId": "pinned-id-1"})
+        old = dict(world.reconciler._bodies["ns", "reader"])
+        world.apis.status.pop("reader")
+        new = {
+            "metadata": {**old["metadata"], "uid": "uid-reader-2"},
+            "spec": old["spec"],
+            "status": {},
+        }
+        await world.reconciler.observe(new)
+        world.reconciler.forget(old)
+        return world
+
+    world = run(scenario())
+
+    assert world.reconciler._bodies["ns", "reader"]["metadata"]["uid"] == "uid-reader-2"
+    assert world.condition("reader", "Ready")[:2] == ("True", "Ready")
+    assert ("ns", "reader") in world.scheduler.due

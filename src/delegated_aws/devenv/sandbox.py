@@ -165,7 +165,16 @@ def _write_env_file(path: Path, env: Env) -> None:
         "AWS_ACCESS_KEY_ID": aws.customer.access_key_id,
         "AWS_SECRET_ACCESS_KEY": aws.customer.secret_access_key,
         "AWS_REGION": "eu-west-1",
-        "PATH": f"{env['plane'].bin_dir}:{os.environ.get('PATH', '')}",
+        # boto3 and the aws CLI v1 read only this one.
+        "AWS_DEFAULT_REGION": "eu-west-1",
+        # kubectl, and delegated-aws (also as the kubectl plugin) from this venv.
+        "PATH": os.pathsep.join(
+            [
+                str(env["plane"].bin_dir),
+                str(Path(sys.executable).parent),
+                os.environ.get("PATH", ""),
+            ]
+        ),
     }
     path.write_text("".join(f"export {k}={_quote(v)}\n" for k, v in lines.items()))
 
