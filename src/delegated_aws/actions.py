@@ -48,7 +48,7 @@ class Actions:
             return Outcome(status, [], retry_in=None)
         if action is plan.Action.RESTORE:
             creds = self._memory[key_of(body)].credentials
-            assert creds is not None
+            assert creds is not None  # RESTORE is chosen only with credentials held
             # Nothing was assumed or probed: the role's conditions stand.
             return await self._write(
                 body, spec, status, creds, [], assumed=False, probed=False, **how
@@ -164,9 +164,13 @@ class Actions:
         secret_name: str,
     ) -> Outcome:
         meta = body["metadata"]
+        memory = self._memory.get(key_of(body))
+        if memory is None:
+            # Deleted while this pass ran: a Secret now would only be orphaned.
+            return Outcome(status, [])
         desired = build_secret(spec, creds, owner=owner_of(body), region=region)
         await self.writer.write(meta["namespace"], desired)
-        self._memory[key_of(body)].credentials = creds
+        memory.credentials = creds
         await self._release_renamed(body, spec, status, secret_name)
         refresh = plan_refresh(
             issued_at=creds.issued_at,

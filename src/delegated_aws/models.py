@@ -257,11 +257,23 @@ class Status(_Model):
 
 
 def parse_status(raw: Any) -> Status:
-    """Parse what an earlier run wrote; anything unreadable is treated as absent."""
+    """Parse what an earlier run wrote, keeping every field that still parses.
+
+    A field edited into nonsense is dropped alone: above all the External ID in
+    force must survive a broken neighbour, or a working role would stop working.
+    """
     try:
         return Status.model_validate(raw or {})
     except ValidationError:
-        return Status()
+        pass
+    kept = {}
+    for name, value in (raw if isinstance(raw, dict) else {}).items():
+        try:
+            Status.model_validate({name: value})
+        except ValidationError:
+            continue
+        kept[name] = value
+    return Status.model_validate(kept)
 
 
 def dump(model: BaseModel) -> dict[str, Any]:

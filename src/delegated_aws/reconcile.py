@@ -10,9 +10,11 @@ Reports write status only when it changed and post Events only on transitions.
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
+from collections import deque
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from delegated_aws import arns, metrics, plan
@@ -38,7 +40,7 @@ from delegated_aws.models import (
     parse_spec,
     parse_status,
 )
-from delegated_aws.reporting import Reporter
+from delegated_aws.reporting import Reporter, StatusWriteFailed
 from delegated_aws.schedule import spec_fingerprint
 from delegated_aws.scheduler import Scheduler
 from delegated_aws.secret_content import secret_shape
@@ -50,6 +52,9 @@ from delegated_aws.sts import CallerIdentity, StsGateway
 __all__ = ["PERMANENT_RECHECK", "REFRESH_ANNOTATION", "Reconciler"]
 
 REFRESH_ANNOTATION = "delegatedaws.io/refresh-requested"
+STATUS_RETRY = timedelta(seconds=10)
+
+logger = logging.getLogger("delegated_aws")
 
 
 class Reconciler(Actions, Failures):
@@ -78,6 +83,9 @@ class Reconciler(Actions, Failures):
         self._bodies: dict[Key, Mapping[str, Any]] = {}
         self._keys_by_uid: dict[str, Key] = {}
         self._published: dict[Key, dict[str, Any]] = {}
+        # The last few statuses published, to tell a late event from a hand edit.
+        self._history: dict[Key, deque[dict[str, Any]]] = {}
+        self._repair: set[Key] = set()
         self._memory: dict[Key, Memory] = {}
         self._locks: dict[Key, asyncio.Lock] = {}
 
@@ -93,6 +101,8 @@ class Reconciler(Actions, Failures):
             self.forget(previous)
             previous = None
         echo = _echoes_status(previous, body, self._published.get(key))
+        if not echo and self._edited_by_hand(key, body):
+            self._repair.add(key)
         self._bodies[key] = body
         self._keys_by_uid[body["metadata"]["uid"]] = key
         self.external_ids.observe(body)
@@ -110,7 +120,13 @@ class Reconciler(Actions, Failures):
             # after a new object of the same name was seen: keep the new one.
             return
         self.scheduler.cancel(key)
-        for table in (self._bodies, self._memory, self._locks, self._published):
+        for table in (
+            self._bodies,
+            self._memory,
+            self._locks,
+            self._published,
+            self._history,
+        ):
             table.pop(key, None)
         metrics.resource_gone(*key)
 
@@ -118,8 +134,15 @@ class Reconciler(Actions, Failures):
         """Another peer took over: drop timers and what this process believed."""
         for key in list(self._bodies):
             self.scheduler.cancel(key)
-        for table in (self._bodies, self._keys_by_uid, self._memory, self._published):
+        for table in (
+            self._bodies,
+            self._keys_by_uid,
+            self._memory,
+            self._published,
+            self._history,
+        ):
             table.clear()
+        self._repair.clear()
         self.external_ids = ExternalIdIndex()
 
     async def secret_changed(self, owner_uid: str) -> None:
@@ -139,10 +162,31 @@ class Reconciler(Actions, Failures):
             if key in self._published:
                 body = {**body, "status": self._published[key]}
             outcome = await self._pass(body)
-            self._published[key] = await self.reporter.publish(
-                body, outcome.status, outcome.verdicts, warnings=outcome.warnings
-            )
+            try:
+                self._published[key] = await self.reporter.publish(
+                    body,
+                    outcome.status,
+                    outcome.verdicts,
+                    warnings=outcome.warnings,
+                    force=key in self._repair,
+                )
+            except StatusWriteFailed as failed:
+                if not failed.gone:
+                    logger.warning("%s; trying again shortly.", failed)
+                    self.scheduler.at(
+                        key, self.clock() + STATUS_RETRY, now=self.clock()
+                    )
+                return
+            self._repair.discard(key)
+            self._history.setdefault(key, deque(maxlen=4)).append(self._published[key])
             self._schedule(key, outcome)
+
+    def _edited_by_hand(self, key: Key, body: Mapping[str, Any]) -> bool:
+        """A status this process never published: someone edited it."""
+        history = self._history.get(key)
+        if not history:
+            return False
+        return dump(parse_status(body.get("status"))) not in history
 
     async def reconcile_all(self) -> None:
         """Reconcile every known resource, e.g. once the identity is known."""

@@ -15,6 +15,8 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from kubernetes.client.exceptions import ApiException
+
 from delegated_aws import conditions
 from delegated_aws.conditions import Verdict
 from delegated_aws.messages import ConditionType
@@ -37,6 +39,17 @@ _ATTENTION = {
     # Ready stays True on a still-valid Secret, but someone must fix the operator.
     R.OPERATOR_CREDENTIALS_INVALID,
 }
+
+
+class StatusWriteFailed(Exception):
+    """The status patch failed; ``gone`` when the resource no longer exists."""
+
+    def __init__(self, meta: Mapping[str, Any], error: ApiException) -> None:
+        self.gone = error.status == 404
+        super().__init__(
+            f"status of {meta['namespace']}/{meta['name']} not written: "
+            f"HTTP {error.status} {error.reason}"
+        )
 
 
 class StatusApi(Protocol):
@@ -72,6 +85,7 @@ class Reporter:
         verdicts: Sequence[Verdict],
         *,
         warnings: Sequence[tuple[str, str]] = (),
+        force: bool = False,
     ) -> dict[str, Any]:
         """Write what changed; return the status now on the object."""
         old = parse_status(body.get("status"))
@@ -88,7 +102,8 @@ class Reporter:
                 "observed_generation": meta.get("generation"),
             }
         )
-        if dump(new) != _comparable(body.get("status")):
+        # ``force``: the object's status was edited by hand; put ours back.
+        if force or dump(new) != _comparable(body.get("status")):
             await self._patch_status(meta, old, new)
         changed = _transitions(old.conditions, merged)
         for condition in _unique(changed):
@@ -124,15 +139,18 @@ class Reporter:
         payload: dict[str, Any] = dump(new)
         for gone in set(dump(old)) - set(payload):
             payload[gone] = None
-        await asyncio.to_thread(
-            self._status_api.patch_namespaced_custom_object_status,
-            GROUP,
-            VERSION,
-            meta["namespace"],
-            PLURAL,
-            meta["name"],
-            {"status": payload},
-        )
+        try:
+            await asyncio.to_thread(
+                self._status_api.patch_namespaced_custom_object_status,
+                GROUP,
+                VERSION,
+                meta["namespace"],
+                PLURAL,
+                meta["name"],
+                {"status": payload},
+            )
+        except ApiException as error:
+            raise StatusWriteFailed(meta, error) from None
         self.status_writes += 1
 
     async def _event(self, body: Mapping[str, Any], condition: Condition) -> None:

@@ -141,7 +141,8 @@ class _Ownership:
     predecessor: bool = False
 
 
-def _ownership(metadata: Mapping[str, Any], owner: Owner) -> _Ownership:
+def _ownership(secret: Mapping[str, Any], owner: Owner) -> _Ownership:
+    metadata = secret.get("metadata") or {}
     controller = next(
         (r for r in metadata.get("ownerReferences") or [] if r.get("controller")),
         None,
@@ -153,13 +154,26 @@ def _ownership(metadata: Mapping[str, Any], owner: Owner) -> _Ownership:
     if labels.get(MANAGED_BY_LABEL) != MANAGER:
         return _Ownership(ours=False, holder="it has no owner")
     # A retained Secret of an earlier resource with this name is adopted: only
-    # one resource of a name lives in a namespace at a time.
-    if annotations.get(OWNER_UID_ANNOTATION) == owner.uid or labels.get(
+    # one resource of a name lives in a namespace at a time. Labels alone are
+    # easily copied, so the content must also be what the operator wrote.
+    named = annotations.get(OWNER_UID_ANNOTATION) == owner.uid or labels.get(
         OWNER_NAME_LABEL
-    ) == label_value(owner.name):
+    ) == label_value(owner.name)
+    if named and _written_by_us(secret):
         return _Ownership(ours=True)
+    if named:
+        holder = "its labels name this resource, but the operator did not write it"
+        return _Ownership(ours=False, holder=holder)
     holder = f"it was retained by {KIND} {labels.get(OWNER_NAME_LABEL, '?')}"
     return _Ownership(ours=False, holder=holder)
+
+
+def _written_by_us(secret: Mapping[str, Any]) -> bool:
+    """The recorded content hash matches the data: the operator wrote it."""
+    annotations = (secret.get("metadata") or {}).get("annotations") or {}
+    data = decoded_data(secret)
+    recorded = annotations.get(CONTENT_HASH_ANNOTATION)
+    return data is not None and recorded is not None and recorded == content_hash(data)
 
 
 def _controlled(reference: Mapping[str, Any], owner: Owner) -> _Ownership:
@@ -267,7 +281,7 @@ class SecretWriter:
         as ``SecretRetry``, so the next attempt judges the new one.
         """
         live = await self._get(namespace, name)
-        if live is None or not _ownership(live.get("metadata") or {}, owner).ours:
+        if live is None or not _ownership(live, owner).ours:
             return False
         metadata = live["metadata"]
         # Preconditions: never delete a Secret that was replaced since the read.
@@ -294,8 +308,7 @@ class SecretWriter:
     def _ensure_ours(
         self, live: Mapping[str, Any], owner: Owner, *, namespace: str, name: str
     ) -> None:
-        metadata = live.get("metadata") or {}
-        ownership = _ownership(metadata, owner)
+        ownership = _ownership(live, owner)
         if ownership.predecessor:
             raise SecretRetry(
                 f"Secret {namespace}/{name} belongs to a deleted earlier {KIND} "
@@ -304,7 +317,7 @@ class SecretWriter:
             )
         if not ownership.ours:
             raise SecretConflict(namespace, name, holder=ownership.holder)
-        if metadata.get("deletionTimestamp"):
+        if (live.get("metadata") or {}).get("deletionTimestamp"):
             raise SecretRetry(
                 f"Secret {namespace}/{name} is being deleted; it is written again "
                 "once it is gone.",

@@ -551,3 +551,28 @@ def test_late_deletion_of_the_old_object_keeps_the_new_one() -> None:
     assert world.reconciler._bodies["ns", "reader"]["metadata"]["uid"] == "uid-reader-2"
     assert world.condition("reader", "Ready")[:2] == ("True", "Ready")
     assert ("ns", "reader") in world.scheduler.due
+
+
+# --- status edited by hand -----------------------------------------------------------
+
+
+def test_status_edited_by_hand_is_put_back() -> None:
+    async def scenario() -> tuple[World, str]:
+        world = World()
+        await world.apply("reader", {"roleArn": ROLE})
+        ours = world.apis.status["reader"]["externalId"]
+        body = dict(world.reconciler._bodies["ns", "reader"])
+        junk = {"externalId": "attacker-chosen", "conditions": []}
+        edited = {
+            **body,
+            "metadata": {**body["metadata"], "resourceVersion": "edited"},
+            "status": junk,
+        }
+        world.apis.status["reader"] = junk
+        await world.reconciler.observe(edited)
+        return world, ours
+
+    world, ours = run(scenario())
+
+    assert world.apis.status["reader"]["externalId"] == ours
+    assert world.condition("reader", "Ready")[:2] == ("True", "Ready")

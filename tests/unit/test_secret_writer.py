@@ -312,6 +312,16 @@ FOREIGN = {
         ),
         "it was retained by DelegatedAWSSecret other-name",
     ),
+    "forged-labels-naming-us": (
+        _foreign(
+            labels={
+                "app.kubernetes.io/managed-by": "delegated-aws-operator",
+                "delegatedaws.io/owner-name": "reader",
+            },
+            annotations={"delegatedaws.io/owner-uid": OWNER.uid},
+        ),
+        "its labels name this resource, but the operator did not write it",
+    ),
     "our-uid-in-annotation-only": (
         _foreign(annotations={"delegatedaws.io/owner-uid": OWNER.uid}),
         "it has no owner",
