@@ -53,6 +53,8 @@ class Reason(StrEnum):
     """The request is above the role's MaxSessionDuration."""
     ROLE_CHAINING_LIMIT = "RoleChainingLimit"
     """The operator's own identity is a role session, so AWS caps sessions at 1 h."""
+    PARTITION_MISMATCH = "PartitionMismatch"
+    """The role is in another AWS partition than the operator; STS cannot cross."""
     REGION_DISABLED = "RegionDisabled"
     """STS is not activated in the region for the account."""
     OPERATOR_CREDENTIALS_INVALID = "OperatorCredentialsInvalid"

@@ -44,7 +44,9 @@ ECR_REPOSITORY_PATTERN = (
 SECRET_NAME_PATTERN = (
     r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 )
-MOUNT_PATH_PATTERN = r"^/[^\s\"'\\]*$"
+# Letters, digits and ._/- only: the path lands in a credential_process command,
+# which some SDKs run through a shell.
+MOUNT_PATH_PATTERN = r"^/[A-Za-z0-9._/-]*$"
 
 MIN_SESSION = timedelta(minutes=15)
 MAX_SESSION = timedelta(hours=12)
@@ -82,6 +84,10 @@ def _duration_between(low: timedelta, high: timedelta) -> AfterValidator:
         return value
 
     return AfterValidator(check)
+
+
+def _empty_is_none(value: Any) -> Any:
+    return None if value == "" else value
 
 
 def _as_duration(value: Any) -> Any:
@@ -158,7 +164,8 @@ class AccessChecksSpec(_Model):
 class Spec(_Model):
     """The desired state of one delegated role and its Secret."""
 
-    role_arn: RoleArn | None = None
+    # An empty string means what an absent field means: no role yet.
+    role_arn: Annotated[RoleArn | None, BeforeValidator(_empty_is_none)] = None
     external_id: ExternalId | None = None
     region: Region | None = None
     session_duration: Annotated[

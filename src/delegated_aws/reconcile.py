@@ -181,6 +181,25 @@ class Reconciler(Actions, Failures):
             self._history.setdefault(key, deque(maxlen=4)).append(self._published[key])
             self._schedule(key, outcome)
 
+    def _partition_mismatch(self, role_arn: str, status: Status) -> Outcome | None:
+        """A role in another partition (aws-cn, aws-us-gov, ...) is unreachable."""
+        assert self.identity is not None
+        role_partition = arns.parse_role_arn(role_arn).partition
+        if role_partition == self.identity.partition:
+            return None
+        message = (
+            f"spec.roleArn is in the {role_partition} partition but the operator's "
+            f"identity is in {self.identity.partition}, and AssumeRole cannot cross "
+            f"partitions; use an operator running with {role_partition} credentials."
+        )
+        verdicts = plan.failure_verdicts(
+            reason=R.PARTITION_MISMATCH,
+            message=message,
+            current=status.credentials,
+            now=self.clock(),
+        )
+        return Outcome(status, verdicts)
+
     def _edited_by_hand(self, key: Key, body: Mapping[str, Any]) -> bool:
         """A status this process never published: someone edited it."""
         history = self._history.get(key)
@@ -243,6 +262,9 @@ class Reconciler(Actions, Failures):
         assert spec.role_arn is not None and status.external_id is not None
         meta = body["metadata"]
         key = key_of(body)
+        mismatch = self._partition_mismatch(spec.role_arn, status)
+        if mismatch is not None:
+            return mismatch
         memory = self._memory.setdefault(key, Memory())
         session = arns.session_name(
             meta["namespace"], meta["name"], spec.role_session_name

@@ -381,7 +381,8 @@ def test_cross_partition_role_arn_fails_with_a_clear_condition(
         timeout=30,
         what="RoleValidated=False",
     )
-    assert found["reason"] != "Pending"
+    assert found["reason"] == "PartitionMismatch"
+    assert "cannot cross partitions" in found["message"]
     ready = das.condition("cn", "Ready")
     assert ready is not None and ready["status"] == "False"
     assert das.secret("cn") is None

@@ -263,7 +263,8 @@ BAD_DURATIONS = st.sampled_from(["14m", "12h1s", "0s", "1d", "abc", "-1h", ""])
 
 # dotted path below spec -> strategy for a value the models must refuse
 REFUSED = {
-    "roleArn": not_matching(models.ROLE_ARN_PATTERN)
+    # The empty string is not refused: it means "no role yet", like absence.
+    "roleArn": not_matching(models.ROLE_ARN_PATTERN).filter(bool)
     | st.just("arn:aws:iam::123456789012:user/bob"),
     "externalId": not_matching(models.EXTERNAL_ID_PATTERN),
     "region": not_matching(models.REGION_PATTERN),

@@ -127,9 +127,9 @@ def test_credential_process_document() -> None:
         (None, "cat /var/run/secrets/delegated-aws/credential-process.json"),
         ("/aws", "cat /aws/credential-process.json"),
         ("/aws/", "cat /aws/credential-process.json"),
-        ("/a$b", "cat '/a$b/credential-process.json'"),
+        ("/mnt/aws.creds-1", "cat /mnt/aws.creds-1/credential-process.json"),
     ],
-    ids=["default", "custom", "trailing-slash", "quoted"],
+    ids=["default", "custom", "trailing-slash", "dots-and-dashes"],
 )
 def test_config_file(mount_path: str | None, command: str) -> None:
     secret = build(mountPath=mount_path) if mount_path else build()

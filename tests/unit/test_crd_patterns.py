@@ -1,0 +1,90 @@
+"""The CRD's admission patterns and the operator's own validation agree.
+
+Both sides must accept and refuse the same values, or a spec admitted by the
+API server would be refused by the operator (or the reverse). Each sample is
+checked against the CRD's pattern and length bounds and against parse_spec.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from delegated_aws.models import InvalidSpecError, parse_spec
+
+CRD = Path(__file__).resolve().parents[2] / "crds" / "delegatedawssecrets.yaml"
+SPEC = yaml.safe_load(CRD.read_text())["spec"]["versions"][0]["schema"][
+    "openAPIV3Schema"
+]["properties"]["spec"]
+
+SAMPLES: dict[str, list[str]] = {
+    "roleArn": [
+        "", "arn:aws:iam::123456789012:role/reader",
+        "arn:aws-cn:iam::123456789012:role/team/a/reader",
+        "arn:aws:iam::123456789012:user/bob", "arn:aws:iam::1234:role/x",
+        "arn:aws:iam::123456789012:role/" + "r" * 65,
+        "arn:aws:iam::123456789012:role/café",
+    ],
+    "externalId": ["ab", "a", "x" * 1224, "x" * 1225, "id:with/slash@x", "a b", "éé"],
+    "region": ["eu-west-1", "us-gov-west-1", "eusc-de-east-1", "EU-WEST-1", "eu-west"],
+    "roleSessionName": ["ok-name", "a", "x" * 64, "x" * 65, "ns/name", "a:b", "café"],
+    "secret.mountPath": [
+        "/var/run/secrets/delegated-aws", "relative", "/with space", "/a;b", "/$(x)",
+    ],
+    "secret.name": ["acme-aws", "Acme", "a" * 253, "a" * 254, "a_b"],
+}  # fmt: skip
+
+
+def _schema(path: str) -> dict[str, Any]:
+    node = SPEC
+    for part in path.split("."):
+        node = node["properties"][part]
+    return dict(node)
+
+
+def _pattern(schema: dict[str, Any]) -> str:
+    """The field's pattern, or the regex of a CEL ``self.matches('...')`` rule."""
+    if "pattern" in schema:
+        return str(schema["pattern"])
+    for rule in schema.get("x-kubernetes-validations", []):
+        found = re.fullmatch(r"self\.matches\('(.*)'\)", rule["rule"])
+        if found:
+            return found[1].replace("\\\\", "\\")
+    return ".*"
+
+
+def _admitted(schema: dict[str, Any], value: str) -> bool:
+    # Go's RE2 and Python agree on these patterns; \w is ASCII in both.
+    pattern = re.compile(_pattern(schema), re.ASCII)
+    return (
+        schema.get("minLength", 0) <= len(value) <= schema.get("maxLength", 10**9)
+        and pattern.search(value) is not None
+    )
+
+
+def _spec(path: str, value: str) -> dict[str, Any]:
+    head, _, tail = path.partition(".")
+    return {head: {tail: value}} if tail else {head: value}
+
+
+def _accepted(path: str, value: str) -> bool:
+    try:
+        parse_spec(_spec(path, value))
+    except InvalidSpecError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [(path, value) for path, values in SAMPLES.items() for value in values],
+    ids=[
+        f"{path}={value[:24]!r}" for path, values in SAMPLES.items() for value in values
+    ],
+)
+def test_admission_and_operator_agree(path: str, value: str) -> None:
+    assert _admitted(_schema(path), value) == _accepted(path, value)
