@@ -9,7 +9,7 @@ Secret's fate when ``spec.secret.name`` changes.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from delegated_aws import metrics, plan
@@ -200,7 +200,7 @@ class Actions:
         verdicts.extend(notes)
         if refresh.note:
             # The refresh time differs from what the spec asked: say why.
-            verdicts.append(_synced_with_note(creds.expiration, refresh.note))
+            verdicts.append(plan.synced_verdict(creds.expiration, note=refresh.note))
         warnings = [(n.reason, n.message) for n in notes]
         if not refresh.margin_met and refresh.note:
             warnings.append((R.REFRESH_FAILING, refresh.note))
@@ -263,16 +263,6 @@ def _access_verdict(checks: list[AccessCheck]) -> Verdict:
         R.ACCESS_CHECK_FAILED,
         f"{len(failed)} of {len(checks)} access checks failed; first: "
         f"{first.action} on {first.resource}: {first.reason}",
-    )
-
-
-def _synced_with_note(expiration: datetime, note: str) -> Verdict:
-    return Verdict(
-        T.SECRET_SYNCED,
-        True,
-        R.SECRET_WRITTEN,
-        f"The Secret holds credentials valid until {plan.format_time(expiration)}; "
-        f"{note[0].lower()}{note[1:]}",
     )
 
 

@@ -151,7 +151,7 @@ def ready_verdicts(
         )
     return [
         *verdicts,
-        _synced(expiration, refresh_at),
+        synced_verdict(expiration),
         Verdict(
             T.READY,
             True,
@@ -162,13 +162,11 @@ def ready_verdicts(
     ]
 
 
-def _synced(expiration: datetime, refresh_at: datetime) -> Verdict:
-    return Verdict(
-        T.SECRET_SYNCED,
-        True,
-        R.SECRET_WRITTEN,
-        f"The Secret holds credentials valid until {format_time(expiration)}.",
-    )
+def synced_verdict(expiration: datetime, *, note: str | None = None) -> Verdict:
+    """SecretSynced after a write; ``note`` says why refresh timing differs."""
+    held = f"The Secret holds credentials valid until {format_time(expiration)}"
+    text = f"{held}; {note[0].lower()}{note[1:]}" if note else f"{held}."
+    return Verdict(T.SECRET_SYNCED, True, R.SECRET_WRITTEN, text)
 
 
 def failure_verdicts(
