@@ -14,12 +14,11 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from delegated_aws.models import REFRESH_ANNOTATION
 from delegated_aws.reporting import GROUP, PLURAL, VERSION
 
 if TYPE_CHECKING:
     from delegated_aws.settings import Settings
-
-REFRESH_ANNOTATION = "delegatedaws.io/refresh-requested"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -48,6 +48,9 @@ SECRET_NAME_PATTERN = (
 # which some SDKs run through a shell.
 MOUNT_PATH_PATTERN = r"^/[A-Za-z0-9._/-]*$"
 
+# Set (to a timestamp) on a resource to ask for new credentials now.
+REFRESH_ANNOTATION = "delegatedaws.io/refresh-requested"
+
 MIN_SESSION = timedelta(minutes=15)
 MAX_SESSION = timedelta(hours=12)
 DEFAULT_SESSION = timedelta(hours=1)

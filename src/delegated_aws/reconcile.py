@@ -31,6 +31,7 @@ from delegated_aws.failures import (
 from delegated_aws.instructions import build_instructions
 from delegated_aws.messages import Reason as R
 from delegated_aws.models import (
+    REFRESH_ANNOTATION,
     CredentialsStatus,
     InvalidSpecError,
     Spec,
@@ -51,7 +52,6 @@ from delegated_aws.sts import CallerIdentity, StsGateway
 
 __all__ = ["PERMANENT_RECHECK", "REFRESH_ANNOTATION", "Reconciler"]
 
-REFRESH_ANNOTATION = "delegatedaws.io/refresh-requested"
 STATUS_RETRY = timedelta(seconds=10)
 
 logger = logging.getLogger("delegated_aws")

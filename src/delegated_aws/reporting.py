@@ -74,8 +74,6 @@ class Reporter:
     def __init__(self, *, status_api: StatusApi, events_api: EventsApi) -> None:
         self._status_api = status_api
         self._events_api = events_api
-        self.status_writes = 0
-        self.event_writes = 0
         self._identity_reported: str | None = None
 
     async def publish(
@@ -151,7 +149,6 @@ class Reporter:
             )
         except ApiException as error:
             raise StatusWriteFailed(meta, error) from None
-        self.status_writes += 1
 
     async def _event(self, body: Mapping[str, Any], condition: Condition) -> None:
         meta = body["metadata"]
@@ -182,7 +179,6 @@ class Reporter:
             await asyncio.to_thread(
                 self._events_api.create_namespaced_event, meta["namespace"], event
             )
-            self.event_writes += 1
         except Exception as error:
             logger.debug(
                 "Could not post an Event for %s/%s: %s",

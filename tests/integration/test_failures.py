@@ -15,9 +15,8 @@ from datetime import UTC, datetime
 import pytest
 from kubernetes.client.exceptions import ApiException
 
+from delegated_aws.models import REFRESH_ANNOTATION
 from tests.fixtures.operator import Customer, OperatorRunner, Resources, wait_for
-
-REFRESH_ANNOTATION = "delegatedaws.io/refresh-requested"
 
 
 def _assume_calls(customer: Customer, role_arn: str) -> list[dict[str, object]]:

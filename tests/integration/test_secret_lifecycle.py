@@ -26,6 +26,7 @@ import yaml
 from kubernetes import client, watch
 
 from delegated_aws.devenv.controlplane import ControlPlane
+from delegated_aws.models import REFRESH_ANNOTATION
 from tests.fixtures.operator import (
     GROUP,
     PLURAL,
@@ -35,8 +36,6 @@ from tests.fixtures.operator import (
     Resources,
     wait_for,
 )
-
-REFRESH_ANNOTATION = "delegatedaws.io/refresh-requested"
 
 
 def _role_for(customer: Customer, external_id: str) -> str:

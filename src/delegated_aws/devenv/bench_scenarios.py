@@ -31,7 +31,7 @@ from delegated_aws.devenv.bench_watch import (
     summary,
     wait_idle,
 )
-from delegated_aws.reconcile import REFRESH_ANNOTATION
+from delegated_aws.models import REFRESH_ANNOTATION
 
 FLOOR_SAMPLES = 200
 
