@@ -169,7 +169,9 @@ class Actions:
             # Deleted while this pass ran: a Secret now would only be orphaned.
             return Outcome(status, [])
         desired = build_secret(spec, creds, owner=owner_of(body), region=region)
-        await self.writer.write(meta["namespace"], desired)
+        if await self.writer.write(meta["namespace"], desired) == "abandoned":
+            # The API says the resource is gone; its deletion event will follow.
+            return Outcome(status, [])
         memory.credentials = creds
         await self._release_renamed(body, spec, status, secret_name)
         refresh = plan_refresh(

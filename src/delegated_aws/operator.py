@@ -12,6 +12,7 @@ from kubernetes import client, config
 from delegated_aws import metrics, peering
 from delegated_aws.handlers import build_registry
 from delegated_aws.liveness import WatchCanary
+from delegated_aws.owners import OwnerLookup
 from delegated_aws.reconcile import Reconciler
 from delegated_aws.reporting import Reporter
 from delegated_aws.secrets import SecretWriter
@@ -34,7 +35,9 @@ def build_reconciler(settings: Settings, api: client.ApiClient) -> Reconciler:
     return Reconciler(
         settings=settings,
         gateway=StsGateway(concurrency=settings.sts_concurrency),
-        writer=SecretWriter(client.CoreV1Api(api)),
+        writer=SecretWriter(
+            client.CoreV1Api(api), owners=OwnerLookup(client.CustomObjectsApi(api))
+        ),
         reporter=Reporter(
             status_api=client.CustomObjectsApi(api), events_api=client.CoreV1Api(api)
         ),

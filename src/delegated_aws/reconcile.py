@@ -162,6 +162,11 @@ class Reconciler(Actions, Failures):
             if key in self._published:
                 body = {**body, "status": self._published[key]}
             outcome = await self._pass(body)
+            current = self._bodies.get(key)
+            if current is None or _uid(current) != _uid(body):
+                # Deleted, or replaced by a new object of the same name, while
+                # the pass ran: what it concluded belongs to no object now.
+                return
             try:
                 self._published[key] = await self.reporter.publish(
                     body,

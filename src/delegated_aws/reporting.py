@@ -42,10 +42,16 @@ _ATTENTION = {
 
 
 class StatusWriteFailed(Exception):
-    """The status patch failed; ``gone`` when the resource no longer exists."""
+    """The status patch failed; ``gone`` when the resource no longer exists.
 
-    def __init__(self, meta: Mapping[str, Any], error: ApiException) -> None:
-        self.gone = error.status == 404
+    A resource deleted and created again under the same name is gone too: the
+    patch names the object by uid, so it never lands on the successor.
+    """
+
+    def __init__(
+        self, meta: Mapping[str, Any], error: ApiException, *, replaced: bool = False
+    ) -> None:
+        self.gone = error.status == 404 or replaced
         super().__init__(
             f"status of {meta['namespace']}/{meta['name']} not written: "
             f"HTTP {error.status} {error.reason}"
@@ -61,6 +67,17 @@ class StatusApi(Protocol):
         plural: str,
         name: str,
         body: Any,
+        **kwargs: Any,
+    ) -> Any: ...
+
+    def get_namespaced_custom_object(
+        self,
+        group: str,
+        version: str,
+        namespace: str,
+        plural: str,
+        name: str,
+        **kwargs: Any,
     ) -> Any: ...
 
 
@@ -102,7 +119,7 @@ class Reporter:
         )
         # ``force``: the object's status was edited by hand; put ours back.
         if force or dump(new) != _comparable(body.get("status")):
-            await self._patch_status(meta, old, new)
+            await self._patch_status(meta, new)
         changed = _transitions(old.conditions, merged)
         for condition in _unique(changed):
             _log_transition(meta, condition)
@@ -131,12 +148,13 @@ class Reporter:
             logger.info("The operator's own AWS identity works again.")
         self._identity_reported = None
 
-    async def _patch_status(
-        self, meta: Mapping[str, Any], old: Status, new: Status
-    ) -> None:
-        payload: dict[str, Any] = dump(new)
-        for gone in set(dump(old)) - set(payload):
-            payload[gone] = None
+    async def _patch_status(self, meta: Mapping[str, Any], new: Status) -> None:
+        # A JSON patch whose first step tests the uid: the API server applies
+        # none of it to another object that took the name meanwhile.
+        patch = [
+            {"op": "test", "path": "/metadata/uid", "value": meta["uid"]},
+            {"op": "add", "path": "/status", "value": dump(new)},
+        ]
         try:
             await asyncio.to_thread(
                 self._status_api.patch_namespaced_custom_object_status,
@@ -145,10 +163,27 @@ class Reporter:
                 meta["namespace"],
                 PLURAL,
                 meta["name"],
-                {"status": payload},
+                patch,
+                _content_type="application/json-patch+json",
             )
         except ApiException as error:
-            raise StatusWriteFailed(meta, error) from None
+            replaced = error.status == 422 and await self._replaced(meta)
+            raise StatusWriteFailed(meta, error, replaced=replaced) from None
+
+    async def _replaced(self, meta: Mapping[str, Any]) -> bool:
+        """Whether the name now belongs to no object or to another one."""
+        try:
+            live = await asyncio.to_thread(
+                self._status_api.get_namespaced_custom_object,
+                GROUP,
+                VERSION,
+                meta["namespace"],
+                PLURAL,
+                meta["name"],
+            )
+        except ApiException as error:
+            return bool(error.status == 404)
+        return bool(live["metadata"]["uid"] != meta["uid"])
 
     async def _event(self, body: Mapping[str, Any], condition: Condition) -> None:
         meta = body["metadata"]

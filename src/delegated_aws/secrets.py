@@ -25,7 +25,7 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
 import urllib3
 from kubernetes.client import ApiClient, CoreV1Api
@@ -57,7 +57,8 @@ from delegated_aws.secret_content import (
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
-WriteOutcome = Literal["created", "updated", "unchanged"]
+# "abandoned": no Secret was created because its resource is gone.
+WriteOutcome = Literal["created", "updated", "unchanged", "abandoned"]
 
 SECRET_FORBIDDEN = Reason.SECRET_WRITE_FORBIDDEN
 SECRET_REJECTED = Reason.SECRET_REJECTED
@@ -221,15 +222,27 @@ def _parse_time(text: str | None) -> datetime | None:
 # --- the writer ----------------------------------------------------------------
 
 
+class OwnerCheck(Protocol):
+    async def present(self, namespace: str, owner: Owner) -> bool: ...
+
+
 class SecretWriter:
     """Managed Secrets over a synchronous ``CoreV1Api``, awaitable from kopf.
 
     Each call runs in a worker thread; ``request_timeout`` bounds it so a dead
-    connection fails as ``SecretRetry`` instead of hanging a handler.
+    connection fails as ``SecretRetry`` instead of hanging a handler. With
+    ``owners``, a Secret is created only while its resource still exists.
     """
 
-    def __init__(self, api: CoreV1Api, *, request_timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        api: CoreV1Api,
+        *,
+        owners: OwnerCheck | None = None,
+        request_timeout: float = 30.0,
+    ) -> None:
         self._api = api
+        self._owners = owners
         self._timeout = request_timeout
 
     async def read(
@@ -257,6 +270,8 @@ class SecretWriter:
         for _ in range(2):
             live = await self._get(namespace, desired.name)
             if live is None:
+                if not await self._owner_present(namespace, desired):
+                    return "abandoned"
                 if await self._create(namespace, desired):
                     return "created"
                 continue
@@ -331,6 +346,19 @@ class SecretWriter:
         except _NotFound:
             return None
         return _api_form(secret)
+
+    async def _owner_present(self, namespace: str, desired: DesiredSecret) -> bool:
+        owner = desired.owner
+        if self._owners is None or await self._owners.present(namespace, owner):
+            return True
+        logger.info(
+            "Secret %s/%s not created: %s %s was deleted meanwhile.",
+            namespace,
+            desired.name,
+            KIND,
+            owner.name,
+        )
+        return False
 
     async def _create(self, namespace: str, desired: DesiredSecret) -> bool:
         """Create the Secret; False when one of that name appeared meanwhile."""

@@ -168,6 +168,33 @@ def test_secret_owned_by_a_custom_object_is_garbage_collected(
     _eventually(lambda: _secret_gone(core_api, namespace, "owned"), timeout=90)
 
 
+@pytest.mark.usefixtures("crds")
+def test_secret_created_after_its_owner_was_deleted_is_garbage_collected(
+    custom_api: client.CustomObjectsApi, core_api: client.CoreV1Api, namespace: str
+) -> None:
+    owner = custom_api.create_namespaced_custom_object(
+        GROUP, VERSION, namespace, PLURAL, _custom_object("owner")
+    )
+    custom_api.delete_namespaced_custom_object(
+        GROUP, VERSION, namespace, PLURAL, "owner"
+    )
+    _eventually(lambda: _custom_gone(custom_api, namespace, "owner"))
+
+    # The race an operator can lose: it writes a Secret for an owner deleted
+    # meanwhile. The collector must look the owner up to find it gone.
+    core_api.create_namespaced_secret(namespace, _owned_secret("late", owner))
+
+    _eventually(lambda: _secret_gone(core_api, namespace, "late"), timeout=30)
+
+
+def _custom_gone(api: client.CustomObjectsApi, namespace: str, name: str) -> bool:
+    try:
+        api.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+    except client.ApiException as error:
+        return bool(error.status == 404)
+    return False
+
+
 def test_secret_owned_by_a_configmap_is_garbage_collected(
     core_api: client.CoreV1Api, namespace: str
 ) -> None:

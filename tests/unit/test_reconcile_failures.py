@@ -11,12 +11,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from kubernetes.client.exceptions import ApiException
 
 from delegated_aws import plan
 from delegated_aws.errors import (
@@ -26,9 +27,9 @@ from delegated_aws.errors import (
     TemporaryError,
 )
 from delegated_aws.messages import Reason as R
-from delegated_aws.models import InvalidSpecError, parse_spec
+from delegated_aws.models import InvalidSpecError, Status, parse_spec
 from delegated_aws.reconcile import PERMANENT_RECHECK, Reconciler
-from delegated_aws.reporting import Reporter
+from delegated_aws.reporting import Reporter, StatusWriteFailed
 from delegated_aws.secret_content import DesiredSecret
 from delegated_aws.secrets import ManagedSecret
 from delegated_aws.settings import Settings
@@ -86,6 +87,8 @@ class FakeWriter:
 
     def __init__(self) -> None:
         self.secrets: dict[tuple[str, str], DesiredSecret] = {}
+        # Called inside the next write, to stage what happens meanwhile.
+        self.during_write: Callable[[], Awaitable[None]] | None = None
 
     async def read(self, namespace: str, name: str, **_: Any) -> Any:
         desired = self.secrets.get((namespace, name))
@@ -103,6 +106,9 @@ class FakeWriter:
         )
 
     async def write(self, namespace: str, desired: DesiredSecret) -> str:
+        hook, self.during_write = self.during_write, None
+        if hook is not None:
+            await hook()
         self.secrets[namespace, desired.name] = desired
         return "created"
 
@@ -124,11 +130,13 @@ class FakeScheduler:
 
 
 class FakeApis:
-    """The status and Event APIs the Reporter writes to."""
+    """The status and Event APIs the Reporter writes to, by resource name."""
 
     def __init__(self) -> None:
         self.status: dict[str, dict[str, Any]] = {}
         self.events: list[tuple[str, str, str, str]] = []
+        # The uid of the object that holds each name, as the API server knows it.
+        self.uids: dict[str, str] = {}
 
     def patch_namespaced_custom_object_status(
         self,
@@ -138,9 +146,22 @@ class FakeApis:
         plural: str,
         name: str,
         body: Any,
+        **kwargs: Any,
     ) -> None:
-        merged = {**self.status.get(name, {}), **body["status"]}
-        self.status[name] = {k: v for k, v in merged.items() if v is not None}
+        assert kwargs == {"_content_type": "application/json-patch+json"}
+        test, add = body
+        assert (test["op"], test["path"]) == ("test", "/metadata/uid")
+        assert (add["op"], add["path"]) == ("add", "/status")
+        if test["value"] != self.uids.get(name, test["value"]):
+            raise ApiException(status=422, reason="Unprocessable Entity")
+        self.status[name] = add["value"]
+
+    def get_namespaced_custom_object(
+        self, group: str, version: str, namespace: str, plural: str, name: str
+    ) -> Any:
+        if name not in self.uids:
+            raise ApiException(status=404, reason="Not Found")
+        return {"metadata": {"name": name, "uid": self.uids[name]}}
 
     def create_namespaced_event(self, namespace: str, body: Any) -> None:
         name = body["involvedObject"]["name"]
@@ -178,6 +199,7 @@ class World:
             "spec": spec,
             "status": self.apis.status.get(name, {}),
         }
+        self.apis.uids[name] = body["metadata"]["uid"]
         await self.reconciler.observe(body)
 
     async def wake(self, name: str) -> None:
@@ -542,6 +564,7 @@ def test_late_deletion_of_the_old_object_keeps_the_new_one() -> None:
             "spec": old["spec"],
             "status": {},
         }
+        world.apis.uids["reader"] = "uid-reader-2"
         await world.reconciler.observe(new)
         world.reconciler.forget(old)
         return world
@@ -551,6 +574,61 @@ def test_late_deletion_of_the_old_object_keeps_the_new_one() -> None:
     assert world.reconciler._bodies["ns", "reader"]["metadata"]["uid"] == "uid-reader-2"
     assert world.condition("reader", "Ready")[:2] == ("True", "Ready")
     assert ("ns", "reader") in world.scheduler.due
+
+
+def test_pass_for_an_object_replaced_meanwhile_publishes_nothing() -> None:
+    """Deleted and re-created while its pass wrote the Secret: the pass is void."""
+
+    async def scenario() -> World:
+        world = World()
+        new = {
+            "metadata": {"namespace": "ns", "name": "reader", "uid": "uid-reader-2"},
+            "spec": {"roleArn": ROLE, "externalId": "pinned-new-1"},
+            "status": {},
+        }
+
+        async def replace() -> None:
+            world.apis.uids["reader"] = "uid-reader-2"
+            world.apis.status.pop("reader", None)
+            await world.reconciler.observe(new)
+
+        # The first object's first Secret write is when the name changes hands.
+        world.writer.during_write = replace
+        await world.apply("reader", {"roleArn": ROLE, "externalId": "pinned-old-1"})
+        return world
+
+    world = run(scenario())
+
+    assert world.apis.status["reader"]["externalId"] == "pinned-new-1"
+    assert world.reconciler._published["ns", "reader"]["externalId"] == "pinned-new-1"
+
+
+@pytest.mark.parametrize(
+    ("holder", "gone"),
+    [
+        pytest.param("uid-reader-2", True, id="name-taken-by-a-new-object"),
+        pytest.param(None, True, id="name-free"),
+        pytest.param("uid-reader", False, id="same-object-refused-the-patch"),
+    ],
+)
+def test_refused_status_patch_is_gone_only_when_the_object_is(
+    holder: str | None, gone: bool
+) -> None:
+    apis = FakeApis()
+    if holder is not None:
+        apis.uids["reader"] = holder
+    body = {"metadata": {"namespace": "ns", "name": "reader", "uid": "uid-reader"}}
+
+    def refuse(*_: Any, **__: Any) -> None:
+        raise ApiException(status=422, reason="Unprocessable Entity")
+
+    apis.patch_namespaced_custom_object_status = refuse  # type: ignore[method-assign]
+    reporter = Reporter(status_api=apis, events_api=apis)
+
+    with pytest.raises(StatusWriteFailed) as failed:
+        run(reporter.publish(body, Status(external_id="x"), []))
+
+    assert failed.value.gone is gone
 
 
 # --- status edited by hand -----------------------------------------------------------

@@ -165,6 +165,47 @@ def test_created(api: FakeCoreV1Api, writer: SecretWriter) -> None:
     assert stored["metadata"]["ownerReferences"][0]["uid"] == OWNER.uid
 
 
+@dataclass
+class FakeOwners:
+    """Answers whether the owner exists, and records who asked."""
+
+    present_now: bool
+    asked: list[tuple[str, Owner]] = field(default_factory=list)
+
+    async def present(self, namespace: str, owner: Owner) -> bool:
+        self.asked.append((namespace, owner))
+        return self.present_now
+
+
+def test_no_secret_is_created_for_a_deleted_owner(
+    api: FakeCoreV1Api, caplog: pytest.LogCaptureFixture
+) -> None:
+    owners = FakeOwners(present_now=False)
+    writer = SecretWriter(api, owners=owners)
+
+    with caplog.at_level(logging.INFO, logger="delegated_aws.secrets"):
+        outcome = run(writer.write(NS, desired(name="creds")))
+
+    assert outcome == "abandoned"
+    assert api.writes == []
+    assert owners.asked == [(NS, OWNER)]
+    assert caplog.messages == [
+        "Secret team-a/creds not created: DelegatedAWSSecret reader was deleted "
+        "meanwhile."
+    ]
+
+
+def test_owner_is_asked_only_before_a_create(api: FakeCoreV1Api) -> None:
+    owners = FakeOwners(present_now=True)
+    writer = SecretWriter(api, owners=owners)
+
+    assert run(writer.write(NS, desired())) == "created"
+    assert run(writer.write(NS, desired(token="ROTATEDTOKEN"))) == "updated"
+
+    assert owners.asked == [(NS, OWNER)]
+    assert api.writes == [("create", "reader"), ("replace", "reader")]
+
+
 def test_read_after_create(api: FakeCoreV1Api, writer: SecretWriter) -> None:
     run(writer.write(NS, desired()))
 

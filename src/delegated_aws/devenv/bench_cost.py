@@ -126,6 +126,9 @@ class _NoApi:
     def patch_namespaced_custom_object_status(self, *_: Any, **__: Any) -> None:
         return None
 
+    def get_namespaced_custom_object(self, *_: Any, **__: Any) -> None:
+        return None
+
     def create_namespaced_event(self, *_: Any, **__: Any) -> None:
         return None
 

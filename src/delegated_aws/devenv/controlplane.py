@@ -388,6 +388,10 @@ class ControlPlane:
             f"--tls-private-key-file={pki / 'serving.key'}",
             "--leader-elect=false",
             f"--controllers={','.join(CONTROLLERS)}",
+            # Each controller acts as its own service account, as kubeadm sets it
+            # up: the garbage collector then may read any kind, which it must to
+            # confirm that an owner it never saw is really gone.
+            "--use-service-account-credentials=true",
             f"--service-account-private-key-file={pki / 'sa.key'}",
             f"--root-ca-file={pki / 'ca.crt'}",
             "--profiling=false",
