@@ -1,8 +1,9 @@
 """Reading, writing and deleting managed Secrets through the Kubernetes API.
 
 This module owns the calls and their failures; what a managed Secret holds is
-``secret_content``'s job. The rule it enforces: a Secret this operator did not
-create is never written to, whatever the spec says.
+``secret_content``'s job, and who owns a Secret is ``secret_ownership``'s. The
+rule it enforces: a Secret this operator did not create is never written to,
+whatever the spec says.
 
 Errors (no ``ApiException`` leaves this module)::
 
@@ -23,8 +24,6 @@ import functools
 import json
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, Literal, Protocol, TypeVar
 
 import urllib3
@@ -33,26 +32,16 @@ from kubernetes.client.exceptions import ApiException
 
 from delegated_aws.messages import Reason
 from delegated_aws.secret_content import (
-    API_VERSION,
-    CONTENT_HASH_ANNOTATION,
-    EXPIRATION_ANNOTATION,
     KIND,
-    MANAGED_BY_LABEL,
     MANAGER,
-    OWNER_NAME_LABEL,
-    OWNER_UID_ANNOTATION,
-    ROLE_ARN_ANNOTATION,
     DesiredSecret,
     Owner,
     SecretShape,
-    conforms,
-    content_hash,
-    decoded_data,
     is_current,
-    label_value,
     new_body,
     updated_body,
 )
+from delegated_aws.secret_ownership import ManagedSecret, ownership_of, view
 
 logger = logging.getLogger(__name__)
 
@@ -107,118 +96,6 @@ class SecretRetry(SecretError):
         self.delay = delay
 
 
-@dataclass(frozen=True)
-class ManagedSecret:
-    """What the operator needs to know about a Secret it owns; no values."""
-
-    namespace: str
-    name: str
-    resource_version: str
-    expiration: datetime | None
-    role_arn: str | None
-    recorded_hash: str | None
-    actual_hash: str | None
-    garbage_collected: bool
-    """Whether an owner reference makes it go with the resource."""
-    conforming: bool = True
-    """Whether its metadata and settings still say what the spec asks for."""
-
-    @property
-    def edited(self) -> bool:
-        """Changed since the operator wrote it, or no longer what the spec says."""
-        tampered = self.actual_hash is None or self.recorded_hash != self.actual_hash
-        return tampered or not self.conforming
-
-
-# --- ownership -----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Ownership:
-    ours: bool
-    holder: str = ""
-    # Owned by an earlier resource of the same name, deleted since: the garbage
-    # collector removes the Secret shortly.
-    predecessor: bool = False
-
-
-def _ownership(secret: Mapping[str, Any], owner: Owner) -> _Ownership:
-    metadata = secret.get("metadata") or {}
-    controller = next(
-        (r for r in metadata.get("ownerReferences") or [] if r.get("controller")),
-        None,
-    )
-    if controller is not None:
-        return _controlled(controller, owner)
-    labels = metadata.get("labels") or {}
-    annotations = metadata.get("annotations") or {}
-    if labels.get(MANAGED_BY_LABEL) != MANAGER:
-        return _Ownership(ours=False, holder="it has no owner")
-    # A retained Secret of an earlier resource with this name is adopted: only
-    # one resource of a name lives in a namespace at a time. Labels alone are
-    # easily copied, so the content must also be what the operator wrote.
-    named = annotations.get(OWNER_UID_ANNOTATION) == owner.uid or labels.get(
-        OWNER_NAME_LABEL
-    ) == label_value(owner.name)
-    if named and _written_by_us(secret):
-        return _Ownership(ours=True)
-    if named:
-        holder = "its labels name this resource, but the operator did not write it"
-        return _Ownership(ours=False, holder=holder)
-    holder = f"it was retained by {KIND} {labels.get(OWNER_NAME_LABEL, '?')}"
-    return _Ownership(ours=False, holder=holder)
-
-
-def _written_by_us(secret: Mapping[str, Any]) -> bool:
-    """The recorded content hash matches the data: the operator wrote it."""
-    annotations = (secret.get("metadata") or {}).get("annotations") or {}
-    data = decoded_data(secret)
-    recorded = annotations.get(CONTENT_HASH_ANNOTATION)
-    return data is not None and recorded is not None and recorded == content_hash(data)
-
-
-def _controlled(reference: Mapping[str, Any], owner: Owner) -> _Ownership:
-    if reference.get("uid") == owner.uid:
-        return _Ownership(ours=True)
-    kind, name = reference.get("kind", "?"), reference.get("name", "?")
-    ours_kind = kind == KIND and reference.get("apiVersion", "").startswith(
-        API_VERSION.split("/")[0] + "/"
-    )
-    return _Ownership(
-        ours=False,
-        holder=f"it is owned by {kind} {name}",
-        predecessor=ours_kind and name == owner.name,
-    )
-
-
-def _view(
-    secret: Mapping[str, Any], *, owner: Owner, shape: SecretShape | None
-) -> ManagedSecret:
-    metadata = secret.get("metadata") or {}
-    annotations = metadata.get("annotations") or {}
-    data = decoded_data(secret)
-    return ManagedSecret(
-        namespace=metadata.get("namespace", ""),
-        name=metadata.get("name", ""),
-        resource_version=metadata.get("resourceVersion", ""),
-        expiration=_parse_time(annotations.get(EXPIRATION_ANNOTATION)),
-        role_arn=annotations.get(ROLE_ARN_ANNOTATION),
-        recorded_hash=annotations.get(CONTENT_HASH_ANNOTATION),
-        actual_hash=None if data is None else content_hash(data),
-        garbage_collected=any(
-            r.get("controller") for r in metadata.get("ownerReferences") or []
-        ),
-        conforming=shape is None or conforms(secret, shape, owner=owner),
-    )
-
-
-def _parse_time(text: str | None) -> datetime | None:
-    try:
-        return None if text is None else datetime.fromisoformat(text)
-    except ValueError:
-        return None
-
-
 # --- the writer ----------------------------------------------------------------
 
 
@@ -262,7 +139,7 @@ class SecretWriter:
         if live is None:
             return None
         self._ensure_ours(live, owner, namespace=namespace, name=name)
-        return _view(live, owner=owner, shape=shape)
+        return view(live, owner=owner, shape=shape)
 
     async def write(self, namespace: str, desired: DesiredSecret) -> WriteOutcome:
         """Make the Secret say ``desired``; a no-op when it already does."""
@@ -296,7 +173,7 @@ class SecretWriter:
         as ``SecretRetry``, so the next attempt judges the new one.
         """
         live = await self._get(namespace, name)
-        if live is None or not _ownership(live, owner).ours:
+        if live is None or not ownership_of(live, owner).ours:
             return False
         metadata = live["metadata"]
         # Preconditions: never delete a Secret that was replaced since the read.
@@ -323,7 +200,7 @@ class SecretWriter:
     def _ensure_ours(
         self, live: Mapping[str, Any], owner: Owner, *, namespace: str, name: str
     ) -> None:
-        ownership = _ownership(live, owner)
+        ownership = ownership_of(live, owner)
         if ownership.predecessor:
             raise SecretRetry(
                 f"Secret {namespace}/{name} belongs to a deleted earlier {KIND} "

@@ -31,7 +31,7 @@ from delegated_aws.models import InvalidSpecError, Status, parse_spec
 from delegated_aws.reconcile import PERMANENT_RECHECK, Reconciler
 from delegated_aws.reporting import Reporter, StatusWriteFailed
 from delegated_aws.secret_content import DesiredSecret
-from delegated_aws.secrets import ManagedSecret
+from delegated_aws.secret_ownership import ManagedSecret
 from delegated_aws.settings import Settings
 from delegated_aws.sts import CallerIdentity, IssuedCredentials
 

@@ -26,7 +26,7 @@ from delegated_aws.secret_content import (
     new_body,
     secret_shape,
 )
-from delegated_aws.secrets import _view
+from delegated_aws.secret_ownership import view as _view
 
 ROLE = "arn:aws:iam::111122223333:role/reader"
 OWNER = Owner(name="reader", uid="5b0c6a1e-2222-4c5d-8e9f-0a1b2c3d4e5f")

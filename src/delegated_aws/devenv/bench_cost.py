@@ -30,7 +30,7 @@ from typing import Any
 from delegated_aws.reconcile import Reconciler
 from delegated_aws.reporting import Reporter
 from delegated_aws.secret_content import DesiredSecret, Owner
-from delegated_aws.secrets import ManagedSecret
+from delegated_aws.secret_ownership import ManagedSecret
 from delegated_aws.settings import Settings
 from delegated_aws.sts import CallerIdentity, IssuedCredentials
 
