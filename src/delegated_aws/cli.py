@@ -14,8 +14,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from delegated_aws.models import REFRESH_ANNOTATION
-from delegated_aws.reporting import GROUP, PLURAL, VERSION
+from delegated_aws.models import GROUP, PLURAL, REFRESH_ANNOTATION, VERSION
 
 if TYPE_CHECKING:
     from delegated_aws.settings import Settings

@@ -18,8 +18,8 @@ import kopf
 
 from delegated_aws.errors import OperatorError, backoff_delay
 from delegated_aws.liveness import WatchCanary
+from delegated_aws.models import GROUP, PLURAL, VERSION
 from delegated_aws.reconcile import Reconciler
-from delegated_aws.reporting import GROUP, PLURAL, VERSION
 from delegated_aws.secret_content import (
     MANAGED_BY_LABEL,
     MANAGER,

@@ -24,7 +24,7 @@ from typing import Any
 
 from kubernetes import client, watch
 
-from delegated_aws.reporting import GROUP, PLURAL, VERSION
+from delegated_aws.models import GROUP, PLURAL, VERSION
 
 logger = logging.getLogger("delegated_aws")
 

@@ -49,6 +49,9 @@ SECRET_NAME_PATTERN = (
 MOUNT_PATH_PATTERN = r"^/[A-Za-z0-9._/-]*$"
 
 # Set (to a timestamp) on a resource to ask for new credentials now.
+# The custom resource, as the API server serves it.
+GROUP, VERSION, PLURAL = "delegatedaws.io", "v1alpha1", "delegatedawssecrets"
+
 REFRESH_ANNOTATION = "delegatedaws.io/refresh-requested"
 
 MIN_SESSION = timedelta(minutes=15)

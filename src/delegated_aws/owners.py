@@ -16,7 +16,7 @@ from typing import Any, Protocol
 import urllib3
 from kubernetes.client.exceptions import ApiException
 
-from delegated_aws.reporting import GROUP, PLURAL, VERSION
+from delegated_aws.models import GROUP, PLURAL, VERSION
 from delegated_aws.secret_content import KIND, Owner
 
 logger = logging.getLogger(__name__)

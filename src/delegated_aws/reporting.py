@@ -21,11 +21,20 @@ from delegated_aws import conditions
 from delegated_aws.conditions import Verdict
 from delegated_aws.messages import ConditionType
 from delegated_aws.messages import Reason as R
-from delegated_aws.models import Condition, Status, dump, parse_status
+from delegated_aws.models import (
+    GROUP,
+    PLURAL,
+    VERSION,
+    Condition,
+    Status,
+    dump,
+    parse_status,
+)
+from delegated_aws.owners import CustomObjectsReader, OwnerLookup
+from delegated_aws.secret_content import Owner
 
 logger = logging.getLogger("delegated_aws")
 
-GROUP, VERSION, PLURAL = "delegatedaws.io", "v1alpha1", "delegatedawssecrets"
 COMPONENT = "delegated-aws-operator"
 
 # Conditions that are False for these reasons ask nothing of a person yet.
@@ -58,7 +67,7 @@ class StatusWriteFailed(Exception):
         )
 
 
-class StatusApi(Protocol):
+class StatusApi(CustomObjectsReader, Protocol):
     def patch_namespaced_custom_object_status(
         self,
         group: str,
@@ -67,16 +76,6 @@ class StatusApi(Protocol):
         plural: str,
         name: str,
         body: Any,
-        **kwargs: Any,
-    ) -> Any: ...
-
-    def get_namespaced_custom_object(
-        self,
-        group: str,
-        version: str,
-        namespace: str,
-        plural: str,
-        name: str,
         **kwargs: Any,
     ) -> Any: ...
 
@@ -90,6 +89,7 @@ class Reporter:
 
     def __init__(self, *, status_api: StatusApi, events_api: EventsApi) -> None:
         self._status_api = status_api
+        self._objects = OwnerLookup(status_api)
         self._events_api = events_api
         self._identity_reported: str | None = None
 
@@ -172,18 +172,8 @@ class Reporter:
 
     async def _replaced(self, meta: Mapping[str, Any]) -> bool:
         """Whether the name now belongs to no object or to another one."""
-        try:
-            live = await asyncio.to_thread(
-                self._status_api.get_namespaced_custom_object,
-                GROUP,
-                VERSION,
-                meta["namespace"],
-                PLURAL,
-                meta["name"],
-            )
-        except ApiException as error:
-            return bool(error.status == 404)
-        return bool(live["metadata"]["uid"] != meta["uid"])
+        owner = Owner(name=meta["name"], uid=meta["uid"])
+        return not await self._objects.present(meta["namespace"], owner)
 
     async def _event(self, body: Mapping[str, Any], condition: Condition) -> None:
         meta = body["metadata"]

@@ -152,39 +152,30 @@ def _secret_gone(core_api: client.CoreV1Api, namespace: str, name: str) -> bool:
 
 
 @pytest.mark.usefixtures("crds")
+@pytest.mark.parametrize("written", ["before", "after"])
 def test_secret_owned_by_a_custom_object_is_garbage_collected(
-    custom_api: client.CustomObjectsApi, core_api: client.CoreV1Api, namespace: str
+    custom_api: client.CustomObjectsApi,
+    core_api: client.CoreV1Api,
+    namespace: str,
+    written: str,
 ) -> None:
+    """Written before its owner is deleted, or after: the race an operator can
+    lose. For the latter the collector must read the owner to find it gone."""
     owner = custom_api.create_namespaced_custom_object(
         GROUP, VERSION, namespace, PLURAL, _custom_object("owner")
     )
-    core_api.create_namespaced_secret(namespace, _owned_secret("owned", owner))
+    if written == "before":
+        core_api.create_namespaced_secret(namespace, _owned_secret("owned", owner))
 
     custom_api.delete_namespaced_custom_object(
         GROUP, VERSION, namespace, PLURAL, "owner"
     )
+    if written == "after":
+        _eventually(lambda: _custom_gone(custom_api, namespace, "owner"))
+        core_api.create_namespaced_secret(namespace, _owned_secret("owned", owner))
 
     # The garbage collector rescans API resources every 30 s; allow a rescan.
     _eventually(lambda: _secret_gone(core_api, namespace, "owned"), timeout=90)
-
-
-@pytest.mark.usefixtures("crds")
-def test_secret_created_after_its_owner_was_deleted_is_garbage_collected(
-    custom_api: client.CustomObjectsApi, core_api: client.CoreV1Api, namespace: str
-) -> None:
-    owner = custom_api.create_namespaced_custom_object(
-        GROUP, VERSION, namespace, PLURAL, _custom_object("owner")
-    )
-    custom_api.delete_namespaced_custom_object(
-        GROUP, VERSION, namespace, PLURAL, "owner"
-    )
-    _eventually(lambda: _custom_gone(custom_api, namespace, "owner"))
-
-    # The race an operator can lose: it writes a Secret for an owner deleted
-    # meanwhile. The collector must look the owner up to find it gone.
-    core_api.create_namespaced_secret(namespace, _owned_secret("late", owner))
-
-    _eventually(lambda: _secret_gone(core_api, namespace, "late"), timeout=30)
 
 
 def _custom_gone(api: client.CustomObjectsApi, namespace: str, name: str) -> bool:

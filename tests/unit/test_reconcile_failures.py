@@ -157,7 +157,13 @@ class FakeApis:
         self.status[name] = add["value"]
 
     def get_namespaced_custom_object(
-        self, group: str, version: str, namespace: str, plural: str, name: str
+        self,
+        group: str,
+        version: str,
+        namespace: str,
+        plural: str,
+        name: str,
+        **kwargs: Any,
     ) -> Any:
         if name not in self.uids:
             raise ApiException(status=404, reason="Not Found")

@@ -206,7 +206,7 @@ class CallRecord:
 class CallLog:
     """Thread-safe, bounded list of :class:`CallRecord`."""
 
-    def __init__(self, *, limit: int = 10_000) -> None:
+    def __init__(self, *, limit: int = 100_000) -> None:
         self._records: list[CallRecord] = []
         self._lock = threading.Lock()
         self._limit = limit

@@ -38,7 +38,7 @@ from delegated_aws.devenv.bench_watch import (
 from delegated_aws.devenv.build import source_root
 from delegated_aws.devenv.controlplane import ControlPlane
 from delegated_aws.devenv.operator_process import OperatorProcess
-from delegated_aws.reporting import GROUP, PLURAL, VERSION
+from delegated_aws.models import GROUP, PLURAL, VERSION
 
 CREATE_THREADS = 16
 FLOOR_SAMPLES = 200

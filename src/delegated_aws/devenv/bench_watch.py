@@ -21,7 +21,7 @@ from typing import Any
 
 from kubernetes import client, config, watch
 
-from delegated_aws.reporting import GROUP, PLURAL, VERSION
+from delegated_aws.models import GROUP, PLURAL, VERSION
 
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 _LABEL = re.compile(r'(\w+)="([^"]*)"')

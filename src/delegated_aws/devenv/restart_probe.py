@@ -31,7 +31,7 @@ from kubernetes import client, config, watch
 from delegated_aws.devenv.awsemu_harness import AwsEmulator
 from delegated_aws.devenv.controlplane import ControlPlane
 from delegated_aws.devenv.operator_process import OperatorProcess
-from delegated_aws.reporting import GROUP, PLURAL, VERSION
+from delegated_aws.models import GROUP, PLURAL, VERSION
 
 CRDS = Path(__file__).resolve().parents[3] / "crds"
 

@@ -35,7 +35,7 @@ from delegated_aws.devenv.awsemu_harness import AwsEmulator
 from delegated_aws.devenv.build import ensure_binaries, source_root
 from delegated_aws.devenv.controlplane import ControlPlane
 from delegated_aws.devenv.operator_process import OperatorProcess
-from delegated_aws.reporting import GROUP, PLURAL
+from delegated_aws.models import GROUP, PLURAL
 
 NAMESPACE = "sandbox"
 EXAMPLE = "examples/s3-reader.yaml"
