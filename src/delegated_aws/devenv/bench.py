@@ -34,6 +34,7 @@ from delegated_aws.devenv import bench_cost
 from delegated_aws.devenv.awsemu_harness import AwsEmulator
 from delegated_aws.devenv.bench_cluster import Bench, apply_crds, create_role
 from delegated_aws.devenv.bench_scenarios import size_run, throttled
+from delegated_aws.devenv.bench_watch import children, rss_mib, wait_idle
 from delegated_aws.devenv.build import ensure_binaries, source_root
 from delegated_aws.devenv.controlplane import ControlPlane
 
@@ -63,13 +64,18 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+CONTROL_PLANE = ("etcd", "kube_apiserver", "kube_controller_manager")
+
+
 def _live(
     args: argparse.Namespace, sizes: list[int], throttle_size: int, out_dir: Path
 ) -> dict[str, Any]:
     found: dict[str, Any] = {"runs": [], "throttling": None}
     with ExitStack() as stack:
         _say("starting etcd, kube-apiserver and kube-controller-manager")
+        started = time.monotonic()
         plane = stack.enter_context(ControlPlane(bin_dir=ensure_binaries()))
+        found["control_plane"] = _control_plane(started)
         apply_crds(plane)
         _say("starting the AWS emulator")
         aws = stack.enter_context(AwsEmulator(log_path=out_dir / "awsemu.log"))
@@ -90,6 +96,19 @@ def _live(
             _say(f"{throttle_size} resources with {args.throttle:.0%} throttled")
             found["throttling"] = throttled(bench, throttle_size, args.throttle)
     return found
+
+
+def _control_plane(started: float) -> dict[str, Any]:
+    """Warm start-up time, then idle memory once the components have settled."""
+    ready_s = round(time.monotonic() - started, 2)
+    pids = {role: pid for role, pid in children().items() if role in CONTROL_PLANE}
+    # Start-up work (caches, informers, the controllers' first sync) ends
+    # within seconds; what is resident after that is the idle footprint.
+    wait_idle(pids["kube_apiserver"], window=5.0, busy=0.5, timeout=120.0)
+    return {
+        "ready_s": ready_s,
+        "idle_rss_mib": {role: round(rss_mib(pid), 1) for role, pid in pids.items()},
+    }
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -137,6 +156,9 @@ def _machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "kube_apiserver": _first_line([str(bin_dir / "kube-apiserver"), "--version"]),
         "etcd": _first_line([str(bin_dir / "etcd"), "--version"]),
+        "control_plane_binaries_mib": round(
+            sum(f.stat().st_size for f in bin_dir.iterdir()) / 2**20, 1
+        ),
         "kopf": version("kopf"),
         "kubernetes_client": version("kubernetes"),
         "moto": version("moto"),
@@ -172,6 +194,15 @@ def render(results: dict[str, Any]) -> str:
                 cost["under_15min_seconds_per_day"],
             )
         )
+    plane = results.get("control_plane")
+    if plane:
+        rss = plane["idle_rss_mib"]
+        lines += [
+            "",
+            f"control plane: ready in {plane['ready_s']} s (binaries built, "
+            f"{results['machine']['control_plane_binaries_mib']} MiB); idle RSS "
+            + ", ".join(f"{role} {rss[role]:.0f} MiB" for role in CONTROL_PLANE),
+        ]
     for run in results.get("runs", []):
         lines += _size_lines(run)
     throttling = results.get("throttling")

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from delegated_aws.devenv import bench_cost
+from delegated_aws.devenv import bench, bench_cost
 from delegated_aws.devenv.bench_watch import percentile, summary
 
 
@@ -51,3 +51,25 @@ def test_percentiles_are_nearest_rank() -> None:
     assert percentile(values, 0.99) == 99
     assert summary(values)["p95"] == 95
     assert summary(values)["n"] == 100
+
+
+def test_table_names_the_control_plane_start_up_and_idle_memory() -> None:
+    results = {
+        "machine": {"control_plane_binaries_mib": 301.6},
+        "sts_cost": [],
+        "control_plane": {
+            "ready_s": 4.2,
+            "idle_rss_mib": {
+                "etcd": 40.4,
+                "kube_apiserver": 290.0,
+                "kube_controller_manager": 80.6,
+            },
+        },
+    }
+
+    table = bench.render(results)
+
+    assert (
+        "control plane: ready in 4.2 s (binaries built, 301.6 MiB); idle RSS "
+        "etcd 40 MiB, kube_apiserver 290 MiB, kube_controller_manager 81 MiB"
+    ) in table.splitlines()
