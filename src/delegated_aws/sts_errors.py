@@ -137,6 +137,8 @@ _NETWORK_ERRORS = (BotoConnectionError, HTTPClientError)
 # AWS parameter names (lower case) and the spec field each comes from.
 _SPEC_FIELDS = {
     "rolearn": "spec.roleArn",
+    # STS's whole answer to a RoleArn it cannot parse.
+    "request arn is invalid": "spec.roleArn",
     "rolesessionname": "spec.roleSessionName",
     "durationseconds": "spec.sessionDuration",
     "externalid": "spec.externalId",

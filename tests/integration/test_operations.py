@@ -233,6 +233,8 @@ def test_two_peers_elect_one_that_acts(
     assert _assume_outcomes(customer, role_arn) == ["AccessDenied", "ok"]
     assert das.secret("reader")["metadata"]["resourceVersion"] == secret_version  # type: ignore[index]
     assert len(active) == 1
+    # Still exactly one: the other peer never took over meanwhile.
+    assert [p for p in peers if "is the active peer" in _log(p)] == active
     idle = next(p for p in peers if p is not active[0])
     assert "reader Ready=True" in _log(active[0])
     assert "reader" not in _log(idle)

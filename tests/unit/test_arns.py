@@ -304,6 +304,23 @@ def test_session_name_marks_changes_with_hash(
 
 
 @pytest.mark.parametrize(
+    ("ns", "name", "expected"),
+    [
+        pytest.param("ns", "a/b", "ns.a-b-af8169d9cb", id="slash"),
+        pytest.param(
+            "team-a", "reader:prod", "team-a.reader-prod-273f7c19ba", id="colon"
+        ),
+    ],
+)
+def test_hashed_session_name_is_pinned_across_releases(
+    ns: str, name: str, expected: str
+) -> None:
+    # An upgrade that changed these would change every such resource's
+    # session name, which customers may match in their CloudTrail alerts.
+    assert session_name(ns, name) == expected
+
+
+@pytest.mark.parametrize(
     ("first", "second"),
     [
         pytest.param(("ns", "a/b"), ("ns", "a:b"), id="different-bad-chars"),

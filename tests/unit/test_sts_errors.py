@@ -148,6 +148,13 @@ CASES = [
         says=("ap-east-1", "IAM console", "spec.region"),
     ),
     Case(
+        "ValidationError Request ARN is invalid -> InvalidSpec on roleArn",
+        aws("ValidationError", "Request ARN is invalid"),
+        PermanentError,
+        Reason.INVALID_SPEC,
+        says=("spec.roleArn",),
+    ),
+    Case(
         "ValidationError on roleSessionName -> InvalidSpec",
         aws(
             "ValidationError",

@@ -69,6 +69,7 @@ from delegated_aws.devenv.awsemu_harness import AwsEmulator, InProcessAwsEmulato
 from delegated_aws.devenv.awsemu_sts import (
     AssumeRoleHandler,
     AwsError,
+    Identity,
     SignedRequest,
     error_response,
     expired_session,
@@ -172,12 +173,13 @@ class EmulatorApp:
         return Response.from_app(self._moto, environ, buffered=True)
 
     def _inject_fault(self, signed: SignedRequest, record: CallRecord) -> None:
-        account = find_identity(signed.access_key_id or "", region=record.region or "")
+        caller = find_identity(signed.access_key_id or "", region=record.region or "")
         fault = self.state.faults.fire(
             action=record.action,
             role_arn=record.role_arn,
             external_id_present=record.external_id_given,
-            account_id=account.account_id if account else "",
+            account_id=_issuing_account(record.role_arn, caller),
+            caller=caller.arn if caller else "",
             region=record.region or "",
         )
         if fault is None:
@@ -261,6 +263,16 @@ def _buffer_form_body(request: Request, environ: dict[str, Any]) -> bytes:
     environ["wsgi.input"] = io.BytesIO(body)
     environ["CONTENT_LENGTH"] = str(len(body))
     return body
+
+
+def _issuing_account(role_arn: str | None, caller: Identity | None) -> str:
+    """The account asked to issue credentials: the role's for an AssumeRole
+    (as RegionDisabledException names it), otherwise the caller's own."""
+    if role_arn:
+        parts = role_arn.split(":")
+        if len(parts) > 4 and parts[4]:
+            return parts[4]
+    return caller.account_id if caller else ""
 
 
 def _apply_fault(fault: FiredFault) -> None:

@@ -16,7 +16,8 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 # Error presets with AWS's wording: name -> (HTTP status, code, message).
-# ``{account_id}`` and ``{region}`` are filled in from the matched request.
+# ``{account_id}`` (the account asked to issue credentials), ``{caller}``,
+# ``{role_arn}`` and ``{region}`` are filled in from the matched request.
 PRESETS: Final[dict[str, tuple[int, str, str]]] = {
     "Throttling": (400, "Throttling", "Rate exceeded"),
     "RegionDisabledException": (
@@ -43,7 +44,13 @@ PRESETS: Final[dict[str, tuple[int, str, str]]] = {
         "provided. Check your AWS Secret Access Key and signing method. Consult "
         "the service documentation for details.",
     ),
-    "AccessDenied": (403, "AccessDenied", "Access denied"),
+    # As STS words a refused AssumeRole.
+    "AccessDenied": (
+        403,
+        "AccessDenied",
+        "User: {caller} is not authorized to perform: sts:AssumeRole on resource: "
+        "{role_arn}",
+    ),
     "InternalFailure": (
         500,
         "InternalFailure",
@@ -157,6 +164,7 @@ class FaultSet:
         external_id_present: bool,
         account_id: str,
         region: str,
+        caller: str = "",
     ) -> FiredFault | None:
         """Consume and return the first matching rule's effect, if any."""
         with self._lock:
@@ -172,7 +180,12 @@ class FaultSet:
                 if rule.count is not None:
                     rule.count -= 1
                 rule.fired += 1
-                message = rule.message.format(account_id=account_id, region=region)
+                message = rule.message.format(
+                    account_id=account_id,
+                    region=region,
+                    caller=caller,
+                    role_arn=role_arn or "",
+                )
                 return FiredFault(
                     status=rule.status,
                     code=rule.code,

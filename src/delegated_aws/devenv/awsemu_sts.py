@@ -223,7 +223,7 @@ def validate_params(params: dict[str, str]) -> AssumeRoleParams:
         )
     role_arn = params["RoleArn"]
     if not _ROLE_ARN.match(role_arn):
-        raise AwsError(400, "ValidationError", message=f"{role_arn} is invalid")
+        raise AwsError(400, "ValidationError", message="Request ARN is invalid")
     duration = params.get("DurationSeconds")
     return AssumeRoleParams(
         role_arn,

@@ -306,3 +306,22 @@ def test_unknown_access_key_is_invalid_client_token(
         "InvalidClientTokenId",
         "The security token included in the request is invalid.",
     )
+
+
+@pytest.mark.parametrize(
+    "role_arn",
+    [
+        "arn:aws:iam::222222222222:user/bob",
+        "arn:aws:iam::2222:role/too-short-account",
+        "not-an-arn-but-twenty-chars-long",
+    ],
+    ids=["user-arn", "short-account-id", "garbage"],
+)
+def test_unparseable_role_arn_is_request_arn_invalid(
+    clients: Clients, operator_creds: dict[str, str], role_arn: str
+) -> None:
+    """[layer] STS's answer to a RoleArn that is no role ARN (moto accepts it)."""
+    sts = clients.make("sts", operator_creds, config=NO_VALIDATION)
+    with pytest.raises(ClientError) as excinfo:
+        assume(sts, role_arn, ExternalId=EXT)
+    assert error_of(excinfo) == (400, "ValidationError", "Request ARN is invalid")

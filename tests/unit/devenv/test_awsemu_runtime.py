@@ -162,7 +162,8 @@ def test_sdk_retries_throttling_until_fault_is_used_up(
         (
             "RegionDisabledException",
             403,
-            "STS is not activated in this region for account:111111111111. Your "
+            # The account asked to issue credentials: the role's.
+            "STS is not activated in this region for account:222222222222. Your "
             "account administrator can activate STS in this region using the IAM "
             "Console.",
         ),
@@ -194,6 +195,25 @@ def test_preset_faults_use_aws_wire_shape(
     assert (got_status, code) == (status, preset)
     if message is not None:
         assert got_message == message
+
+
+def test_access_denied_preset_names_the_caller_and_the_role(
+    emulator: InProcessAwsEmulator,
+    clients: Clients,
+    operator_creds: dict[str, str],
+    make_customer_role: Any,
+) -> None:
+    """[layer] the preset words a refused AssumeRole as STS does."""
+    role_arn = make_customer_role()
+    emulator.client.add_fault("AssumeRole", preset="AccessDenied", count=1)
+    with pytest.raises(ClientError) as excinfo:
+        assume(clients, operator_creds, role_arn)
+    assert code_of(excinfo) == (
+        403,
+        "AccessDenied",
+        f"User: {emulator.operator.user_arn} is not authorized to perform: "
+        f"sts:AssumeRole on resource: {role_arn}",
+    )
 
 
 def test_fault_filters_on_role_and_external_id(
