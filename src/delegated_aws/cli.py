@@ -30,7 +30,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         result: int = args.command(args)
     except _api_errors() as error:
         # A person typed a name or namespace: say what was not found, briefly.
-        print(f"delegated-aws: {_describe(error)}", file=sys.stderr)
+        print(f"delegated-aws: {describe(error, args)}", file=sys.stderr)
         return 1
     return result
 
@@ -42,12 +42,27 @@ def _api_errors() -> tuple[type[Exception], ...]:
     return ApiException, ConfigException
 
 
-def _describe(error: Exception) -> str:
+def describe(error: Exception, args: argparse.Namespace) -> str:
+    """One line for a person: what failed, and where to look."""
+    from kubernetes.config.config_exception import ConfigException
+
+    if isinstance(error, ConfigException):
+        return f"no usable kubeconfig ({error}); set KUBECONFIG"
     status = getattr(error, "status", None)
+    namespace = getattr(args, "namespace", None)
+    where = f"namespace {namespace!r}" if namespace else "the current namespace"
+    if getattr(args, "all_namespaces", False):
+        where = "any namespace"
     if status == 404:
-        return "not found (check the name and -n NAMESPACE)"
+        name = getattr(args, "name", None)
+        if name:
+            return (
+                f"DelegatedAWSSecret {name!r} not found in {where}; check the "
+                "name, or pass -n NAMESPACE"
+            )
+        return f"no DelegatedAWSSecrets API in {where}; apply crds/ first"
     if status == 403:
-        return "forbidden by RBAC for the current kubeconfig user"
+        return f"forbidden in {where} by RBAC for the current kubeconfig user"
     reason = getattr(error, "reason", None) or str(error)
     return f"the API server said: {reason}"
 
@@ -162,19 +177,21 @@ def _sandbox(args: argparse.Namespace) -> int:
     return sandbox_main(keep=args.keep, env_file=args.env_file)
 
 
-def _api() -> tuple[Any, str]:
+def _api(args: argparse.Namespace) -> tuple[Any, str]:
+    """The API and the namespace to use: ``-n``, else the context's own."""
     from kubernetes import client, config
 
     config.load_kube_config()
-    _, active = config.list_kube_config_contexts()
-    namespace = (active or {}).get("context", {}).get("namespace", "default")
-    return client.CustomObjectsApi(), namespace
+    if not args.namespace:
+        _, active = config.list_kube_config_contexts()
+        args.namespace = (active or {}).get("context", {}).get("namespace", "default")
+    return client.CustomObjectsApi(), args.namespace
 
 
 def _instructions(args: argparse.Namespace) -> int:
-    api, default_ns = _api()
+    api, namespace = _api(args)
     body = api.get_namespaced_custom_object(
-        GROUP, VERSION, args.namespace or default_ns, PLURAL, args.name
+        GROUP, VERSION, namespace, PLURAL, args.name
     )
     status = body.get("status") or {}
     sys.stdout.write(render_instructions(status))
@@ -210,13 +227,13 @@ def render_instructions(status: dict[str, Any]) -> str:
 
 
 def _status(args: argparse.Namespace) -> int:
-    api, default_ns = _api()
+    api, namespace = _api(args)
     if args.all_namespaces:
         items = api.list_cluster_custom_object(GROUP, VERSION, PLURAL)["items"]
     else:
-        items = api.list_namespaced_custom_object(
-            GROUP, VERSION, args.namespace or default_ns, PLURAL
-        )["items"]
+        items = api.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)[
+            "items"
+        ]
     rows = [("NAMESPACE", "NAME", "READY", "REASON", "EXPIRES")]
     rows += [_status_row(item) for item in items]
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
@@ -240,12 +257,12 @@ def _status_row(item: dict[str, Any]) -> tuple[str, str, str, str, str]:
 
 
 def _refresh(args: argparse.Namespace) -> int:
-    api, default_ns = _api()
+    api, namespace = _api(args)
     # Microseconds: the operator compares this with status lastRefreshTime.
     stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     patch = {"metadata": {"annotations": {REFRESH_ANNOTATION: stamp}}}
     api.patch_namespaced_custom_object(
-        GROUP, VERSION, args.namespace or default_ns, PLURAL, args.name, patch
+        GROUP, VERSION, namespace, PLURAL, args.name, patch
     )
     print(json.dumps({"refreshRequested": stamp, "name": args.name}))
     return 0

@@ -13,6 +13,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.error
@@ -29,7 +30,9 @@ from tests.fixtures.operator import Customer, OperatorRunner, Resources, wait_fo
 from tests.unit.test_crd import model_fields
 
 VENV_BIN = Path(sys.executable).parent
-OUTPUTS = Path("/tmp/issue6-outputs.txt")
+# The printer columns and field descriptions as a person sees them, kept for
+# reading after a run.
+OUTPUTS = Path(tempfile.gettempdir()) / "delegated-aws-cli-outputs.txt"
 KMS_KEY = "arn:aws:kms:us-east-1:222222222222:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 
 
@@ -298,6 +301,7 @@ def test_cli_and_kubectl_plugin_against_the_api(
         check=True,
     )
     refresh = _cli("refresh", "reader", "-n", ns)
+    missing = _cli("refresh", "nope", "-n", ns)
 
     assert instructions.returncode == 0
     external_id = das.status("waiting")["externalId"]
@@ -311,6 +315,11 @@ def test_cli_and_kubectl_plugin_against_the_api(
     ]
     assert plugin.stdout == status.stdout
     assert json.loads(refresh.stdout)["name"] == "reader"
+    assert (missing.returncode, missing.stderr) == (
+        1,
+        f"delegated-aws: DelegatedAWSSecret 'nope' not found in namespace '{ns}'; "
+        "check the name, or pass -n NAMESPACE\n",
+    )
     wait_for(
         lambda: _assume_outcomes(customer, role_arn).count("ok") == 2 or None,
         what="new credentials after refresh",

@@ -34,6 +34,25 @@ def _run_args(*flags: str) -> Settings:
     return cli.settings_from_args(args)
 
 
+def test_cli_errors_name_the_kubeconfig_or_the_missing_resource() -> None:
+    from kubernetes.client.exceptions import ApiException
+    from kubernetes.config.config_exception import ConfigException
+
+    refresh = cli._parser().parse_args(["refresh", "nope", "-n", "team-a"])
+    listing = cli._parser().parse_args(["status", "-A"])
+
+    assert cli.describe(ConfigException("No configuration found."), refresh) == (
+        "no usable kubeconfig (No configuration found.); set KUBECONFIG"
+    )
+    assert cli.describe(ApiException(status=404), refresh) == (
+        "DelegatedAWSSecret 'nope' not found in namespace 'team-a'; check the "
+        "name, or pass -n NAMESPACE"
+    )
+    assert cli.describe(ApiException(status=403), listing) == (
+        "forbidden in any namespace by RBAC for the current kubeconfig user"
+    )
+
+
 def test_every_setting_has_a_run_flag() -> None:
     assert set(cli.RUN_FLAGS) == set(Settings.model_fields)
 

@@ -176,6 +176,9 @@ def _write_env_file(path: Path, env: Env) -> None:
             ]
         ),
     }
+    # It holds the emulated customer administrator's keys: owner-only.
+    path.touch(mode=0o600)
+    path.chmod(0o600)
     path.write_text("".join(f"export {k}={_quote(v)}\n" for k, v in lines.items()))
 
 
