@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections import deque
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -37,12 +36,12 @@ from delegated_aws.models import (
     Spec,
     Status,
     TrustedPrincipal,
-    dump,
     parse_spec,
     parse_status,
 )
+from delegated_aws.published import PublishedStatuses
 from delegated_aws.reporting import Reporter, StatusWriteFailed
-from delegated_aws.schedule import spec_fingerprint
+from delegated_aws.schedule import request_served, spec_fingerprint
 from delegated_aws.scheduler import Scheduler
 from delegated_aws.secret_content import secret_shape
 from delegated_aws.secrets import SecretError, SecretWriter
@@ -80,12 +79,9 @@ class Reconciler(Actions, Failures):
         self.scheduler = Scheduler(self._fire)
         # Whether refresh timers may act; False while a kopf peer is active.
         self.may_act: Callable[[], bool] = lambda: True
+        self.published = PublishedStatuses()
         self._bodies: dict[Key, Mapping[str, Any]] = {}
         self._keys_by_uid: dict[str, Key] = {}
-        self._published: dict[Key, dict[str, Any]] = {}
-        # The last few statuses published, to tell a late event from a hand edit.
-        self._history: dict[Key, deque[dict[str, Any]]] = {}
-        self._repair: set[Key] = set()
         self._memory: dict[Key, Memory] = {}
         self._locks: dict[Key, asyncio.Lock] = {}
 
@@ -100,9 +96,7 @@ class Reconciler(Actions, Failures):
             # one (credentials, published status, holds) applies to it.
             self.forget(previous)
             previous = None
-        echo = _echoes_status(previous, body, self._published.get(key))
-        if not echo and self._edited_by_hand(key, body):
-            self._repair.add(key)
+        echo = self.published.observe(key, previous, body)
         self._bodies[key] = body
         self._keys_by_uid[body["metadata"]["uid"]] = key
         self.external_ids.observe(body)
@@ -120,29 +114,18 @@ class Reconciler(Actions, Failures):
             # after a new object of the same name was seen: keep the new one.
             return
         self.scheduler.cancel(key)
-        for table in (
-            self._bodies,
-            self._memory,
-            self._locks,
-            self._published,
-            self._history,
-        ):
+        for table in (self._bodies, self._memory, self._locks):
             table.pop(key, None)
+        self.published.forget(key)
         metrics.resource_gone(*key)
 
     def standby(self) -> None:
         """Another peer took over: drop timers and what this process believed."""
         for key in list(self._bodies):
             self.scheduler.cancel(key)
-        for table in (
-            self._bodies,
-            self._keys_by_uid,
-            self._memory,
-            self._published,
-            self._history,
-        ):
+        for table in (self._bodies, self._keys_by_uid, self._memory):
             table.clear()
-        self._repair.clear()
+        self.published.clear()
         self.external_ids = ExternalIdIndex()
 
     async def secret_changed(self, owner_uid: str) -> None:
@@ -156,11 +139,7 @@ class Reconciler(Actions, Failures):
         if body is None:
             return
         async with self._locks.setdefault(key, asyncio.Lock()):
-            body = self._bodies.get(key, body)
-            # Status is written by this process only, so what it last published
-            # is newer than the status of any body still in flight.
-            if key in self._published:
-                body = {**body, "status": self._published[key]}
+            body = self.published.overlay(key, self._bodies.get(key, body))
             outcome = await self._pass(body)
             current = self._bodies.get(key)
             if current is None or _uid(current) != _uid(body):
@@ -168,12 +147,12 @@ class Reconciler(Actions, Failures):
                 # the pass ran: what it concluded belongs to no object now.
                 return
             try:
-                self._published[key] = await self.reporter.publish(
+                published = await self.reporter.publish(
                     body,
                     outcome.status,
                     outcome.verdicts,
                     warnings=outcome.warnings,
-                    force=key in self._repair,
+                    force=self.published.needs_repair(key),
                 )
             except StatusWriteFailed as failed:
                 if not failed.gone:
@@ -182,8 +161,7 @@ class Reconciler(Actions, Failures):
                         key, self.clock() + STATUS_RETRY, now=self.clock()
                     )
                 return
-            self._repair.discard(key)
-            self._history.setdefault(key, deque(maxlen=4)).append(self._published[key])
+            self.published.record(key, published)
             self._schedule(key, outcome)
 
     def _partition_mismatch(self, role_arn: str, status: Status) -> Outcome | None:
@@ -204,13 +182,6 @@ class Reconciler(Actions, Failures):
             now=self.clock(),
         )
         return Outcome(status, verdicts)
-
-    def _edited_by_hand(self, key: Key, body: Mapping[str, Any]) -> bool:
-        """A status this process never published: someone edited it."""
-        history = self._history.get(key)
-        if not history:
-            return False
-        return dump(parse_status(body.get("status"))) not in history
 
     async def reconcile_all(self) -> None:
         """Reconcile every known resource, e.g. once the identity is known."""
@@ -399,7 +370,7 @@ class Reconciler(Actions, Failures):
         if not value or value == memory.refresh_handled:
             return None
         last = status.credentials.last_refresh_time if status.credentials else None
-        if last is not None and _served(value, last=plan.parse_time(last)):
+        if last is not None and request_served(value, last=plan.parse_time(last)):
             return None
         return value
 
@@ -431,41 +402,6 @@ def _record(
         expiration=plan.parse_time(credentials.expiration).timestamp(),
         action=None if action is plan.Action.KEEP else action.value,
     )
-
-
-def _served(requested: str, *, last: datetime) -> bool:
-    """Whether a refresh requested at ``requested`` happened at ``last``."""
-    try:
-        moment = plan.parse_time(requested)
-    except ValueError:
-        return False
-    # A date without a zone is read as UTC. The CLI and lastRefreshTime both
-    # keep microseconds, so a request just after a refresh is not lost.
-    aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-    return aware <= last
-
-
-_INPUTS = ("generation", "labels", "annotations", "deletionTimestamp")
-
-
-def _echoes_status(
-    before: Mapping[str, Any] | None,
-    body: Mapping[str, Any],
-    published: Mapping[str, Any] | None,
-) -> bool:
-    """Whether a new version of the resource only carries our own status write.
-
-    Such an event brings nothing to decide on: reconciling it would re-read the
-    Secret for nothing. A re-list (same resourceVersion) is still reconciled.
-    """
-    if before is None or published is None:
-        return False
-    meta, old = body["metadata"], before["metadata"]
-    if meta.get("resourceVersion") == old.get("resourceVersion"):
-        return False
-    if any(meta.get(name) != old.get(name) for name in _INPUTS):
-        return False
-    return dump(parse_status(body.get("status"))) == published
 
 
 def _uid(body: Mapping[str, Any]) -> str:

@@ -12,9 +12,10 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from delegated_aws.durations import format_duration
+from delegated_aws.plan import parse_time
 
 _FINGERPRINT_LENGTH = 16
 
@@ -129,3 +130,15 @@ def _require_aware(*moments: datetime) -> None:
     # Naive datetimes would compare against local time; expiries are UTC.
     if any(moment.utcoffset() is None for moment in moments):
         raise ValueError("refresh planning needs timezone-aware datetimes")
+
+
+def request_served(requested: str, *, last: datetime) -> bool:
+    """Whether a refresh requested at ``requested`` happened at ``last``."""
+    try:
+        moment = parse_time(requested)
+    except ValueError:
+        return False
+    # A date without a zone is read as UTC. The CLI and lastRefreshTime both
+    # keep microseconds, so a request just after a refresh is not lost.
+    aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return aware <= last

@@ -613,7 +613,10 @@ def test_pass_for_an_object_replaced_meanwhile_publishes_nothing() -> None:
     world = run(scenario())
 
     assert world.apis.status["reader"]["externalId"] == "pinned-new-1"
-    assert world.reconciler._published["ns", "reader"]["externalId"] == "pinned-new-1"
+    assert (
+        world.reconciler.published.last(("ns", "reader"))["externalId"]
+        == "pinned-new-1"
+    )
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from delegated_aws.reconcile import _served
+from delegated_aws.schedule import request_served
 
 LAST = datetime(2026, 12, 3, 12, 0, 0, 500000, tzinfo=UTC)
 
@@ -28,5 +28,5 @@ LAST = datetime(2026, 12, 3, 12, 0, 0, 500000, tzinfo=UTC)
         pytest.param("now please", False, id="not a time: a new request"),
     ],
 )
-def test_served(requested: str, served: bool) -> None:
-    assert _served(requested, last=LAST) is served
+def test_request_served(requested: str, served: bool) -> None:
+    assert request_served(requested, last=LAST) is served

@@ -68,13 +68,11 @@ from delegated_aws.devenv.awsemu_faults import (
 from delegated_aws.devenv.awsemu_harness import AwsEmulator, InProcessAwsEmulator
 from delegated_aws.devenv.awsemu_sts import (
     AssumeRoleHandler,
-    AwsError,
     Identity,
-    SignedRequest,
-    error_response,
     expired_session,
     find_identity,
 )
+from delegated_aws.devenv.awsemu_wire import AwsError, SignedRequest, error_response
 
 __all__ = [
     "AwsEmulator",

@@ -9,7 +9,7 @@ classes), the trust-policy decision (:mod:`delegated_aws.devenv.trust`) against
 the role in the *role's* account, ``MaxSessionDuration`` and the role-chaining
 limit. Credentials are minted with moto's STS backend so that moto then
 recognises them (account, IAM auth, ``GetCallerIdentity``) on later calls.
-It also renders AWS error bodies in the wire shape of each protocol.
+Requests and error bodies on the wire are :mod:`delegated_aws.devenv.awsemu_wire`.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
-from urllib.parse import parse_qs
 from xml.sax.saxutils import escape
 
 from moto.core.utils import utcnow
@@ -38,6 +37,7 @@ from moto.utilities.utils import get_partition
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Request, Response
 
+from delegated_aws.devenv.awsemu_wire import STS_XMLNS, AwsError, SignedRequest
 from delegated_aws.devenv.trust import (
     PrincipalMatch,
     RequestContext,
@@ -45,96 +45,11 @@ from delegated_aws.devenv.trust import (
     evaluate_trust_policy,
 )
 
-STS_XMLNS: Final = "https://sts.amazonaws.com/doc/2011-06-15/"
 CHAINING_LIMIT_SECONDS: Final = 3600
 DEFAULT_DURATION_SECONDS: Final = 3600
-_SCOPE = re.compile(r"Credential=([^/,\s]+)/(\d{8})/([^/]+)/([^/]+)/aws4_request")
 _ROLE_ARN = re.compile(r"^arn:(?P<partition>[\w-]+):iam::(?P<account>\d{12}):role/.+$")
 _SESSION_NAME = re.compile(r"[\w+=,.@-]*")
 _EXTERNAL_ID = re.compile(r"[\w+=,.@:/-]*")
-
-
-class AwsError(Exception):
-    """An error to answer in AWS's wire shape."""
-
-    def __init__(self, status: int, code: str, *, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.status = status
-        self.code = code
-        self.message = message
-
-
-@dataclass(frozen=True)
-class SignedRequest:
-    """What the SigV4 credential scope and the body say about a request."""
-
-    access_key_id: str | None
-    region: str | None
-    service: str | None
-    params: dict[str, str]
-    protocol: str
-
-    @property
-    def action(self) -> str:
-        if "Action" in self.params:
-            return self.params["Action"]
-        return ""
-
-    @classmethod
-    def parse(cls, request: Request, body: bytes) -> SignedRequest:
-        scope = _SCOPE.search(request.headers.get("Authorization", ""))
-        if scope is None:
-            scope = _SCOPE.search(
-                "Credential=" + request.args.get("X-Amz-Credential", "")
-            )
-        key, region, service = (scope[1], scope[3], scope[4]) if scope else (None,) * 3
-        return cls(
-            key, region, service, _params(request, body), _protocol(request, service)
-        )
-
-
-def _params(request: Request, body: bytes) -> dict[str, str]:
-    params = {k: v for k, v in request.args.items()}
-    if request.mimetype == "application/x-www-form-urlencoded" and body:
-        for key, values in parse_qs(body.decode(), keep_blank_values=True).items():
-            params[key] = values[0]
-    return params
-
-
-def _protocol(request: Request, service: str | None) -> str:
-    if service == "s3":
-        return "s3"
-    if "X-Amz-Target" in request.headers or "json" in (request.mimetype or ""):
-        return "json"
-    return "query"
-
-
-def error_response(error: AwsError, *, protocol: str) -> Response:
-    """AWS's error body for ``protocol`` ("query", "json" or "s3")."""
-    request_id = str(uuid.uuid4())
-    headers = {"x-amzn-RequestId": request_id, "x-amz-request-id": request_id}
-    if protocol == "json":
-        body = f'{{"__type": "{error.code}", "message": "{_json_text(error.message)}"}}'
-        return Response(body, error.status, headers, "application/x-amz-json-1.1")
-    code, message = escape(error.code), escape(error.message)
-    if protocol == "s3":
-        xml = (
-            '<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>'
-            f"{code}</Code><Message>{message}</Message>"
-            f"<RequestId>{request_id}</RequestId></Error>"
-        )
-    else:
-        fault = "Receiver" if error.status >= 500 else "Sender"
-        xml = (
-            f'<ErrorResponse xmlns="{STS_XMLNS}"><Error><Type>{fault}</Type>'
-            f"<Code>{code}</Code><Message>{message}</Message></Error>"
-            f"<RequestId>{request_id}</RequestId></ErrorResponse>"
-        )
-    return Response(xml, error.status, headers, "text/xml")
-
-
-def _json_text(text: str) -> str:
-    return text.replace("\\", "\\\\").replace('"', '\\"')
 
 
 # -- callers ---------------------------------------------------------------

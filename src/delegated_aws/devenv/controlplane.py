@@ -1,8 +1,9 @@
 """A real, throw-away Kubernetes control plane on loopback, for tests and the sandbox.
 
 This module owns running etcd, kube-apiserver and kube-controller-manager (built
-by :mod:`delegated_aws.devenv.build`) in a private temp work dir: their flags,
-the order they start in, their readiness, start-up retries when a port race is
+by :mod:`delegated_aws.devenv.build`, with the flags of
+:mod:`delegated_aws.devenv.flags`) in a private temp work dir: the order they
+start in, their readiness, start-up retries when a port race is
 lost, and handing out kubeconfigs for arbitrary identities (client certificate
 or bearer token) and for service accounts (TokenRequest API). Certificates,
 kubeconfig files and the token webhook live in :mod:`delegated_aws.devenv.pki`;
@@ -28,12 +29,20 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Self
 
 from delegated_aws.devenv.build import ensure_binaries
+from delegated_aws.devenv.flags import (
+    CONTROLLERS,
+    SERVICE_ACCOUNT_ISSUER,
+    SERVICE_CLUSTER_IP_RANGE,
+    Ports,
+    apiserver_argv,
+    controller_manager_argv,
+    etcd_argv,
+)
 from delegated_aws.devenv.pki import (
     KUBERNETES_SERVICE_IP,
     AuthMethod,
@@ -43,7 +52,6 @@ from delegated_aws.devenv.pki import (
 from delegated_aws.devenv.processes import (
     WORKDIR_PREFIX,
     Component,
-    free_port,
     new_workdir,
     probe,
     remove_stale_workdirs,
@@ -68,16 +76,8 @@ __all__ = [
     "write_kubeconfig",
 ]
 
-SERVICE_CLUSTER_IP_RANGE = "10.96.0.0/16"
-SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
 ADMIN_USER = "delegated-aws-admin"
 CONTROLLER_MANAGER_USER = "system:kube-controller-manager"
-CONTROLLERS = (
-    "garbage-collector-controller",
-    "namespace-controller",
-    "serviceaccount-controller",
-    "serviceaccount-token-controller",
-)
 # The client certificates every control plane starts with, by file name.
 _CLIENTS: dict[str, tuple[str, list[str]]] = {
     "admin": (ADMIN_USER, ["system:masters"]),
@@ -114,14 +114,6 @@ def _startup_failure(component: Component) -> ControlPlaneError:
 # ------------------------------------------------------------- control plane
 
 
-@dataclass
-class _Ports:
-    etcd_client: int = field(default_factory=free_port)
-    etcd_peer: int = field(default_factory=free_port)
-    apiserver: int = field(default_factory=free_port)
-    controller_manager: int = field(default_factory=free_port)
-
-
 class ControlPlane:
     """etcd + kube-apiserver + kube-controller-manager on free loopback ports.
 
@@ -143,7 +135,7 @@ class ControlPlane:
         self.stop_grace = stop_grace
         self.keep_workdir = keep_workdir
         self._workdir: Path | None = None
-        self._ports = _Ports()
+        self._ports = Ports()
         self._credentials: ClusterCredentials | None = None
         self._components: list[Component] = []
         self._ssl: ssl.SSLContext | None = None
@@ -302,7 +294,7 @@ class ControlPlane:
 
     def _start_once(self, bin_dir: Path) -> None:
         deadline = time.monotonic() + self.start_timeout
-        self._ports = _Ports()  # Picked late: the fewer races for them, the better.
+        self._ports = Ports()  # Picked late: the fewer races for them, the better.
         workdir = self._workdir = new_workdir()
         credentials = self._credentials = ClusterCredentials.create(
             workdir, server=self.server, clients=_CLIENTS
@@ -310,11 +302,17 @@ class ControlPlane:
         self._ssl = credentials.client_ssl("admin")
         credentials.webhook.start()
         self._components.append(
-            spawn("etcd", self._etcd_argv(bin_dir), workdir=workdir)
+            spawn(
+                "etcd", etcd_argv(bin_dir, workdir, ports=self._ports), workdir=workdir
+            )
         )
         self._wait("etcd", self._etcd_healthy, deadline)
         self._components.append(
-            spawn("kube-apiserver", self._apiserver_argv(bin_dir), workdir=workdir)
+            spawn(
+                "kube-apiserver",
+                apiserver_argv(bin_dir, workdir, ports=self._ports),
+                workdir=workdir,
+            )
         )
         self._wait("kube-apiserver", self._apiserver_ready, deadline)
         self._start_controller_manager(bin_dir)
@@ -324,78 +322,13 @@ class ControlPlane:
         self._components.append(
             spawn(
                 "kube-controller-manager",
-                self._controller_manager_argv(bin_dir),
+                controller_manager_argv(bin_dir, self.workdir, ports=self._ports),
                 workdir=self.workdir,
             )
         )
 
     def _wait_controller_manager(self, deadline: float) -> None:
         self._wait("kube-controller-manager", self._controller_manager_ready, deadline)
-
-    def _etcd_argv(self, bin_dir: Path) -> list[str]:
-        client = f"http://127.0.0.1:{self._ports.etcd_client}"
-        peer = f"http://127.0.0.1:{self._ports.etcd_peer}"
-        return [
-            str(bin_dir / "etcd"),
-            "--name=default",
-            f"--data-dir={self.workdir / 'etcd-data'}",
-            f"--listen-client-urls={client}",
-            f"--advertise-client-urls={client}",
-            f"--listen-peer-urls={peer}",
-            f"--initial-advertise-peer-urls={peer}",
-            f"--initial-cluster=default={peer}",
-            "--initial-cluster-state=new",
-            "--unsafe-no-fsync",  # Throw-away data: durability only costs time.
-            "--log-level=warn",
-        ]
-
-    def _apiserver_argv(self, bin_dir: Path) -> list[str]:
-        pki = self.workdir / "pki"
-        return [
-            str(bin_dir / "kube-apiserver"),
-            f"--etcd-servers=http://127.0.0.1:{self._ports.etcd_client}",
-            "--bind-address=127.0.0.1",
-            "--advertise-address=127.0.0.1",  # Else it looks for a default route.
-            f"--secure-port={self._ports.apiserver}",
-            f"--tls-cert-file={pki / 'serving.crt'}",
-            f"--tls-private-key-file={pki / 'serving.key'}",
-            f"--client-ca-file={pki / 'ca.crt'}",
-            "--authorization-mode=RBAC",
-            f"--service-account-issuer={SERVICE_ACCOUNT_ISSUER}",
-            f"--service-account-key-file={pki / 'sa.pub'}",
-            f"--service-account-signing-key-file={pki / 'sa.key'}",
-            f"--service-cluster-ip-range={SERVICE_CLUSTER_IP_RANGE}",
-            "--authentication-token-webhook-config-file="
-            f"{self.workdir / 'token-webhook.kubeconfig'}",
-            "--authentication-token-webhook-cache-ttl=30s",
-            # The kubernetes Service endpoint may not be a loopback address, so
-            # publishing 127.0.0.1 would fail forever: publish nothing.
-            "--endpoint-reconciler-type=none",
-            "--profiling=false",
-        ]
-
-    def _controller_manager_argv(self, bin_dir: Path) -> list[str]:
-        pki = self.workdir / "pki"
-        kubeconfig = self.workdir / "controller-manager.kubeconfig"
-        return [
-            str(bin_dir / "kube-controller-manager"),
-            f"--kubeconfig={kubeconfig}",
-            f"--authentication-kubeconfig={kubeconfig}",
-            f"--authorization-kubeconfig={kubeconfig}",
-            "--bind-address=127.0.0.1",
-            f"--secure-port={self._ports.controller_manager}",
-            f"--tls-cert-file={pki / 'serving.crt'}",
-            f"--tls-private-key-file={pki / 'serving.key'}",
-            "--leader-elect=false",
-            f"--controllers={','.join(CONTROLLERS)}",
-            # Each controller acts as its own service account, as kubeadm sets it
-            # up: the garbage collector then may read any kind, which it must to
-            # confirm that an owner it never saw is really gone.
-            "--use-service-account-credentials=true",
-            f"--service-account-private-key-file={pki / 'sa.key'}",
-            f"--root-ca-file={pki / 'ca.crt'}",
-            "--profiling=false",
-        ]
 
     # -- readiness
 
