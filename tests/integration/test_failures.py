@@ -4,7 +4,9 @@ Each test's docstring says which AWS behaviour moto emulates, which the
 emulator layer supplies (trust policies across accounts, MaxSessionDuration,
 the 1 h role-chaining limit) and which is injected as a fault with AWS's own
 code and message (AccessDenied, ValidationError, RegionDisabledException,
-InvalidClientTokenId).
+InvalidClientTokenId). Together with the emulator's own unit tests
+(``tests/unit/devenv``) this is how the suite proves error paths against an
+emulator that would otherwise accept any role (F19).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Credentials reaching a workload, refresh timing and operator restarts.
+"""Credentials reaching a workload, refresh timing and operator restarts (F09, F10).
 
 Emulated by moto: IAM roles, credentials, GetCallerIdentity. Supplied by the
 emulator layer: the trust-policy evaluation with the External ID, the short

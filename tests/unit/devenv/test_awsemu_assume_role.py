@@ -1,4 +1,4 @@
-"""Cross-account sts:AssumeRole through the AWS emulator.
+"""Cross-account sts:AssumeRole through the AWS emulator, as AWS answers it (F19).
 
 Legend used in the docstrings below:
 [layer] behaviour supplied by ``delegated_aws.devenv.awsemu`` (moto 5.2 gets it
