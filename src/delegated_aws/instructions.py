@@ -28,6 +28,10 @@ POLICY_VERSION = "2012-10-17"
 MAX_SESSION_DURATION = 43200
 """The recommended role maximum, 12 h, so any ``spec.sessionDuration`` fits."""
 INLINE_POLICY_NAME = "delegated-aws-access"
+# IAM quotas, counted without whitespace: all inline policies of one role
+# together, and one customer managed policy.
+INLINE_POLICIES_LIMIT = 10_240
+MANAGED_POLICY_LIMIT = 6_144
 ACCOUNT_PLACEHOLDER = "ACCOUNT_ID"
 KIND = "delegatedawssecret"
 
@@ -77,7 +81,7 @@ def build_instructions(
         permissions_policy=_pretty(permissions) if permissions else None,
         kms_key_policy_statement=_pretty(kms) if kms else None,
         max_session_duration=MAX_SESSION_DURATION,
-        steps=_steps(spec, target, external_id=external_id),
+        steps=_steps(spec, target, external_id=external_id, permissions=permissions),
         aws_cli=_aws_cli(
             target,
             trust,
@@ -173,7 +177,9 @@ def _ecr_statements(
     ]
 
 
-def _steps(spec: Spec, target: _Target, *, external_id: str) -> tuple[str, ...]:
+def _steps(
+    spec: Spec, target: _Target, *, external_id: str, permissions: Document | None
+) -> tuple[str, ...]:
     steps = [
         f"In {_account_text(target)}, create an IAM role named "
         f"{target.role_name}{_path_text(target)} with the trust policy in "
@@ -184,7 +190,7 @@ def _steps(spec: Spec, target: _Target, *, external_id: str) -> tuple[str, ...]:
         "Set the role's maximum session duration to 12 hours "
         f"({MAX_SESSION_DURATION} seconds) so that any spec.sessionDuration up "
         "to 12h is granted.",
-        _permissions_step(spec, target.role_name),
+        _permissions_step(target.role_name, permissions),
     ]
     if spec.resources.kms_key_arns:
         keys = ", ".join(_unique(spec.resources.kms_key_arns))
@@ -197,8 +203,19 @@ def _steps(spec: Spec, target: _Target, *, external_id: str) -> tuple[str, ...]:
     return tuple(f"{number}. {text}" for number, text in enumerate(steps, 1))
 
 
-def _permissions_step(spec: Spec, role_name: str) -> str:
-    if _has_resources(spec):
+def _permissions_step(role_name: str, permissions: Document | None) -> str:
+    if permissions is not None:
+        size = len(_compact(permissions))
+        if size > INLINE_POLICIES_LIMIT:
+            return (
+                "The policy in status.instructions.permissionsPolicy is "
+                f"{size:,} characters without whitespace, more than the "
+                f"{INLINE_POLICIES_LIMIT:,} AWS allows for all inline policies "
+                f"of a role together: split its statements into customer "
+                f"managed policies of at most {MANAGED_POLICY_LIMIT:,} "
+                f"characters each and attach those to the role {role_name}, "
+                "or list fewer resources in spec.resources."
+            )
         return (
             "Attach the policy in status.instructions.permissionsPolicy to the "
             f"role {role_name} as an inline policy named {INLINE_POLICY_NAME}."
@@ -308,13 +325,6 @@ def _partition(spec: Spec, trusted: TrustedPrincipal) -> str:
     if spec.role_arn:
         return parse_role_arn(spec.role_arn).partition
     return trusted.partition
-
-
-def _has_resources(spec: Spec) -> bool:
-    resources = spec.resources
-    return bool(
-        resources.s3_buckets or resources.kms_key_arns or resources.ecr_repositories
-    )
 
 
 def _account_of(arn: str) -> str:

@@ -35,8 +35,6 @@ class Reason(StrEnum):
     """Every listed resource answered with the new credentials."""
     ACCESS_CHECKS_DISABLED = "AccessChecksDisabled"
     """``spec.accessChecks.enabled`` is false."""
-    SESSION_DURATION_REDUCED = "SessionDurationReduced"
-    """AWS granted a shorter session than requested; the condition names both."""
     WAITING_FOR_IAM_PROPAGATION = "WaitingForIamPropagation"
     """AssumeRole was denied shortly after a change; IAM may still be propagating."""
     PENDING = "Pending"

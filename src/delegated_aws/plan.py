@@ -76,6 +76,23 @@ def _validated(seen: Observed, current: CredentialsStatus) -> bool:
     )
 
 
+def validated_for(current: CredentialsStatus | None, fingerprint: str) -> bool:
+    """Whether the credentials in status were issued for this spec."""
+    return current is not None and current.spec_fingerprint == fingerprint
+
+
+def validation_waits_for_secret(secret_name: str) -> list[Verdict]:
+    """Role conditions while the Secret, checked first, cannot be written."""
+    message = (
+        f"Not validated yet: Secret {secret_name} cannot be written (see "
+        "SecretSynced), and no role is assumed until it can."
+    )
+    return [
+        Verdict(T.ROLE_VALIDATED, None, R.PENDING, message),
+        Verdict(T.EXTERNAL_ID_ENFORCED, None, R.PENDING, message),
+    ]
+
+
 def granted_request(
     requested: timedelta, *, role_session: bool
 ) -> tuple[timedelta, Verdict | None]:

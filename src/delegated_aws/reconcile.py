@@ -41,10 +41,10 @@ from delegated_aws.models import (
 )
 from delegated_aws.published import PublishedStatuses
 from delegated_aws.reporting import Reporter, StatusWriteFailed
-from delegated_aws.schedule import request_served, spec_fingerprint
+from delegated_aws.schedule import refresh_request_pending, spec_fingerprint
 from delegated_aws.scheduler import Scheduler
 from delegated_aws.secret_content import secret_shape
-from delegated_aws.secrets import SecretError, SecretWriter
+from delegated_aws.secrets import SecretConflict, SecretError, SecretWriter
 from delegated_aws.settings import Settings
 from delegated_aws.state import Key, Memory, Outcome, key_of, owner_of
 from delegated_aws.sts import CallerIdentity, StsGateway
@@ -52,6 +52,8 @@ from delegated_aws.sts import CallerIdentity, StsGateway
 __all__ = ["PERMANENT_RECHECK", "REFRESH_ANNOTATION", "Reconciler"]
 
 STATUS_RETRY = timedelta(seconds=10)
+# How often a Secret name held by someone else is looked at again.
+SECRET_CONFLICT_RECHECK = timedelta(minutes=1)
 
 logger = logging.getLogger("delegated_aws")
 
@@ -262,7 +264,15 @@ class Reconciler(Actions, Failures):
                 shape=secret_shape(spec, owner=owner_of(body), region=region),
             )
         except SecretError as error:
-            return self._on_error(key, status, secret_error(error), fingerprint)
+            failed = self._on_error(key, status, secret_error(error), fingerprint)
+            if not plan.validated_for(status.credentials, fingerprint):
+                # Nothing was asked of STS: what the role conditions said
+                # before (no roleArn yet, another role) no longer holds.
+                failed.verdicts.extend(plan.validation_waits_for_secret(secret_name))
+            if isinstance(error, SecretConflict):
+                # Foreign Secrets are not watched; a look costs one GET, no STS.
+                failed.retry_in = SECRET_CONFLICT_RECHECK
+            return failed
         requested = self._refresh_requested(body, memory, status)
         seen = plan.Observed(
             fingerprint=fingerprint,
@@ -282,7 +292,10 @@ class Reconciler(Actions, Failures):
             refresh_requested=requested is not None,
         )
         action = plan.decide(role_arn=spec.role_arn, seen=seen, now=self.clock())
-        held = self._held(memory, action, fingerprint, requested=requested)
+        # Any spec change releases a hold, even one the fingerprint ignores
+        # (the Secret's labels, say): the change may be the fix.
+        attempt = f"{fingerprint}/{meta.get('generation')}"
+        held = self._held(memory, action, attempt, requested=requested)
         if held is not None:
             return Outcome(status, held.verdicts, retry_in=held.until - self.clock())
         try:
@@ -298,7 +311,7 @@ class Reconciler(Actions, Failures):
             )
         except (OperatorError, SecretError) as error:
             failed = self._on_error(key, status, as_operator_error(error), fingerprint)
-            memory.hold = self._hold(failed, fingerprint)
+            memory.hold = self._hold(failed, attempt)
             return failed
         memory.hold = None
         if action in (plan.Action.VALIDATE, plan.Action.REFRESH):
@@ -360,19 +373,32 @@ class Reconciler(Actions, Failures):
     def _refresh_requested(
         self, body: Mapping[str, Any], memory: Memory, status: Status
     ) -> str | None:
-        """The refresh annotation's value, if it asks for more than was done.
-
-        A timestamp at or before the last refresh was served already, perhaps
-        by an earlier operator process: a restart must not refresh again.
-        """
+        """The refresh annotation's value, if it asks for more than was done."""
         annotations = body["metadata"].get("annotations") or {}
         value = str(annotations.get(REFRESH_ANNOTATION) or "")
         if not value or value == memory.refresh_handled:
             return None
         last = status.credentials.last_refresh_time if status.credentials else None
-        if last is not None and request_served(value, last=plan.parse_time(last)):
-            return None
-        return value
+        if refresh_request_pending(
+            value,
+            last_refresh=plan.parse_time(last) if last else None,
+            now=self.clock(),
+        ):
+            return value
+        try:
+            plan.parse_time(value)
+        except ValueError:
+            memory.refresh_handled = value  # Say so once, not on every pass.
+            meta = body["metadata"]
+            logger.info(
+                "%s/%s %s=%r is not a time, so it asks for no refresh; "
+                "delegated-aws refresh sets it correctly.",
+                meta["namespace"],
+                meta["name"],
+                REFRESH_ANNOTATION,
+                value[:64],
+            )
+        return None
 
     def _schedule(self, key: Key, outcome: Outcome) -> None:
         when = self.clock() + outcome.retry_in if outcome.retry_in else None

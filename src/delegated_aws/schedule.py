@@ -132,13 +132,29 @@ def _require_aware(*moments: datetime) -> None:
         raise ValueError("refresh planning needs timezone-aware datetimes")
 
 
-def request_served(requested: str, *, last: datetime) -> bool:
-    """Whether a refresh requested at ``requested`` happened at ``last``."""
+# How far ahead of the operator's clock the requester's clock may run.
+REQUEST_CLOCK_SKEW = timedelta(minutes=5)
+
+
+def refresh_request_pending(
+    requested: str, *, last_refresh: datetime | None, now: datetime
+) -> bool:
+    """Whether the refresh annotation's value asks for a refresh now.
+
+    The value is the time of the request (RFC 3339; without a zone, UTC). A
+    request at or before the last refresh was served, perhaps by an earlier
+    operator process, so a restart does not refresh again. A value that is
+    not a time, or a time further ahead than clocks plausibly disagree, asks
+    for nothing (yet): it could never be served, and every restart would
+    refresh again.
+    """
     try:
         moment = parse_time(requested)
     except ValueError:
         return False
-    # A date without a zone is read as UTC. The CLI and lastRefreshTime both
-    # keep microseconds, so a request just after a refresh is not lost.
+    # The CLI and lastRefreshTime both keep microseconds, so a request just
+    # after a refresh is not lost.
     aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-    return aware <= last
+    if aware > now + REQUEST_CLOCK_SKEW:
+        return False
+    return last_refresh is None or aware > last_refresh

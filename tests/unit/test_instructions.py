@@ -224,6 +224,31 @@ def test_no_resources_no_permissions_policy() -> None:
     assert any("permissions your service needs" in step for step in instructions.steps)
 
 
+@pytest.mark.parametrize(
+    ("buckets", "too_large"),
+    [
+        pytest.param(60, False, id="60 long bucket names fit"),
+        pytest.param(100, True, id="100 long bucket names do not"),
+    ],
+)
+def test_permissions_step_warns_above_the_inline_policy_quota(
+    buckets: int, too_large: bool
+) -> None:
+    names = [f"{i:03d}-" + "b" * 59 for i in range(buckets)]
+    instructions = build({"roleArn": ROLE, "resources": {"s3Buckets": names}})
+    assert instructions.permissions_policy is not None
+    size = len(
+        json.dumps(json.loads(instructions.permissions_policy), separators=(",", ":"))
+    )
+    assert (size > 10_240) is too_large
+    step = instructions.steps[3]
+    if too_large:
+        assert f"{size:,} characters without whitespace" in step
+        assert "10,240" in step and "6,144" in step
+    else:
+        assert step.startswith("4. Attach the policy in")
+
+
 # --- KMS key-policy statement (F21) --------------------------------------------
 
 

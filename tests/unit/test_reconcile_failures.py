@@ -32,6 +32,7 @@ from delegated_aws.reconcile import PERMANENT_RECHECK, Reconciler
 from delegated_aws.reporting import Reporter, StatusWriteFailed
 from delegated_aws.secret_content import DesiredSecret
 from delegated_aws.secret_ownership import ManagedSecret
+from delegated_aws.secrets import SecretConflict, SecretError, SecretRejected
 from delegated_aws.settings import Settings
 from delegated_aws.sts import CallerIdentity, IssuedCredentials
 
@@ -89,8 +90,13 @@ class FakeWriter:
         self.secrets: dict[tuple[str, str], DesiredSecret] = {}
         # Called inside the next write, to stage what happens meanwhile.
         self.during_write: Callable[[], Awaitable[None]] | None = None
+        # Raised by every read or write while set, as the real writer would.
+        self.read_error: SecretError | None = None
+        self.write_error: SecretError | None = None
 
     async def read(self, namespace: str, name: str, **_: Any) -> Any:
+        if self.read_error is not None:
+            raise self.read_error
         desired = self.secrets.get((namespace, name))
         if desired is None:
             return None
@@ -106,6 +112,8 @@ class FakeWriter:
         )
 
     async def write(self, namespace: str, desired: DesiredSecret) -> str:
+        if self.write_error is not None:
+            raise self.write_error
         hook, self.during_write = self.during_write, None
         if hook is not None:
             await hook()
@@ -193,13 +201,15 @@ class World:
         self.reconciler.scheduler = self.scheduler  # type: ignore[assignment]
         self.reconciler.identity = OPERATOR
 
-    async def apply(self, name: str, spec: dict[str, Any], *, age: int = 0) -> None:
+    async def apply(
+        self, name: str, spec: dict[str, Any], *, age: int = 0, generation: int = 1
+    ) -> None:
         body = {
             "metadata": {
                 "namespace": "ns",
                 "name": name,
                 "uid": f"uid-{name}",
-                "generation": 1,
+                "generation": generation,
                 "creationTimestamp": f"2029-01-01T00:00:{age:02d}Z",
             },
             "spec": spec,
@@ -669,4 +679,54 @@ def test_status_edited_by_hand_is_put_back() -> None:
     world, ours = run(scenario())
 
     assert world.apis.status["reader"]["externalId"] == ours
+    assert world.condition("reader", "Ready")[:2] == ("True", "Ready")
+
+
+# --- the Secret fails before or after the role is assumed ---------------------------
+
+
+def test_secret_name_conflict_leaves_no_stale_role_conditions() -> None:
+    async def scenario() -> World:
+        world = World()
+        await world.apply("reader", {})
+        assert world.condition("reader", "RoleValidated")[1] == "AwaitingRoleArn"
+        world.writer.read_error = SecretConflict("ns", "reader", holder="not managed")
+        await world.apply("reader", {"roleArn": ROLE}, generation=2)
+        return world
+
+    world = run(scenario())
+
+    assert world.condition("reader", "SecretSynced")[:2] == (
+        "False",
+        "SecretNameConflict",
+    )
+    status, reason, message = world.condition("reader", "RoleValidated")
+    assert (status, reason) == ("Unknown", "Pending")
+    assert "Secret reader cannot be written" in message
+    assert world.condition("reader", "ExternalIdEnforced")[:2] == ("Unknown", "Pending")
+    assert world.gateway.calls == []
+    # Foreign Secrets are not watched: the name is looked at again in a minute.
+    assert world.scheduler.due["ns", "reader"] == START + timedelta(minutes=1)
+
+
+def test_spec_change_releases_a_held_secret_failure_at_once() -> None:
+    async def scenario() -> World:
+        world = World()
+        world.writer.write_error = SecretRejected(
+            "SecretRejected", "The API server rejected Secret ns/reader as invalid."
+        )
+        await world.apply("reader", {"roleArn": ROLE})
+        assert world.condition("reader", "SecretSynced")[1] == "SecretRejected"
+        # The fix (new Secret labels) is outside the credentials' fingerprint.
+        world.writer.write_error = None
+        world.clock.now += timedelta(seconds=5)
+        await world.apply(
+            "reader", {"roleArn": ROLE, "secret": {"labels": {"a": "b"}}}, generation=2
+        )
+        return world
+
+    world = run(scenario())
+
+    assert ("ns", "reader") in world.writer.secrets
+    assert world.condition("reader", "SecretSynced")[:2] == ("True", "SecretWritten")
     assert world.condition("reader", "Ready")[:2] == ("True", "Ready")

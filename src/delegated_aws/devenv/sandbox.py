@@ -83,6 +83,7 @@ def main(*, keep: bool = False, env_file: str | None = None) -> int:
             out.say("sandbox: every step passed")
             if keep:
                 out.say("--keep: everything stays up; Ctrl-C or SIGTERM stops it")
+                out.say(f"logs: {workdir}/operator.log and {workdir}/aws.log")
                 stop.wait()
             out.say("stopping the operator, the AWS emulator and the control plane")
     except KeyboardInterrupt:
