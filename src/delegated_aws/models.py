@@ -33,6 +33,16 @@ EXTERNAL_ID_PATTERN = r"^[\w+=,.@:/-]{2,1224}$"
 SESSION_NAME_PATTERN = r"^[\w+=,.@-]{2,64}$"
 REGION_PATTERN = r"^[a-z]{2,4}(-[a-z]+)+-[0-9]{1,2}$"
 BUCKET_PATTERN = r"^(s3://)?[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$"
+# S3's naming rules the pattern cannot say: what no valid bucket name matches.
+BUCKET_FORBIDDEN = (
+    (r"^(s3://)?[^/]*(\.\.|\.-|-\.)", "a period next to a period or a hyphen"),
+    (r"^(s3://)?[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+(/|$)", "the form of an IP address"),
+    (r"^(s3://)?(xn--|sthree-|amzn-s3-demo-)", "a prefix S3 reserves"),
+    (
+        r"^(s3://)?[^/]*(-s3alias|--ol-s3|\.mrap|--x-s3|--table-s3)(/|$)",
+        "a suffix S3 reserves",
+    ),
+)
 KMS_KEY_ARN_PATTERN = (
     r"^arn:aws(-[a-z]+)*:kms:[a-z]{2,4}(-[a-z]+)+-[0-9]{1,2}:[0-9]{12}"
     r":key/[a-zA-Z0-9-]{1,64}$"
@@ -80,6 +90,18 @@ def _matches(pattern: str, what: str) -> AfterValidator:
     return AfterValidator(check)
 
 
+def _refuses(forbidden: tuple[tuple[str, str], ...], what: str) -> AfterValidator:
+    compiled = [(re.compile(pattern, re.ASCII), why) for pattern, why in forbidden]
+
+    def check(value: str) -> str:
+        for pattern, why in compiled:
+            if pattern.search(value):
+                raise ValueError(f"{value!r} is not a valid {what}: it has {why}")
+        return value
+
+    return AfterValidator(check)
+
+
 def _duration_between(low: timedelta, high: timedelta) -> AfterValidator:
     def check(value: timedelta) -> timedelta:
         if not low <= value <= high:
@@ -113,6 +135,7 @@ Region = Annotated[str, _matches(REGION_PATTERN, "AWS region")]
 BucketName = Annotated[
     str,
     _matches(BUCKET_PATTERN, "S3 bucket name"),
+    _refuses(BUCKET_FORBIDDEN, "S3 bucket name"),
     AfterValidator(_normalise_bucket),
 ]
 KmsKeyArn = Annotated[str, _matches(KMS_KEY_ARN_PATTERN, "KMS key ARN")]

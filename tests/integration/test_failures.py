@@ -129,10 +129,20 @@ def test_f02_role_session_identity_is_capped_at_one_hour(
             "spec.roleArn",
             id="F15-malformed-arn",
         ),
+        pytest.param(
+            {"resources": {"s3Buckets": ["acme", "s3://acme..raw/data"]}},
+            "a bucket name has no period next to a period or a hyphen.",
+            id="bucket-adjacent-periods",
+        ),
+        pytest.param(
+            {"resources": {"s3Buckets": ["192.168.1.1"]}},
+            "a bucket name does not have the form of an IP address.",
+            id="bucket-ip-address",
+        ),
     ],
 )
 def test_bad_spec_is_rejected_at_admission(
-    das: Resources, spec: dict[str, str], says: str
+    das: Resources, spec: dict[str, object], says: str
 ) -> None:
     """No AWS involved: the CRD's pattern and CEL rules refuse the object."""
     with pytest.raises(ApiException) as raised:

@@ -36,14 +36,21 @@ SAMPLES: dict[str, list[str]] = {
         "/var/run/secrets/delegated-aws", "relative", "/with space", "/a;b", "/$(x)",
     ],
     "secret.name": ["acme-aws", "Acme", "a" * 253, "a" * 254, "a_b"],
+    "resources.s3Buckets[]": [
+        "acme-raw", "s3://acme-raw/data/2026", "acme.raw.events", "a..b",
+        "s3://a.-b/x", "a-.b", "192.168.1.1", "s3://10.0.0.1/p", "1.2.3.4.5",
+        "xn--abc", "sthree-x", "amzn-s3-demo-bucket", "data-s3alias",
+        "s3://logs--ol-s3/x", "x.mrap", "tbl--table-s3", "ok/path/a..b", "Upper",
+    ],
 }  # fmt: skip
 
 
 def _schema(path: str) -> dict[str, Any]:
+    """The schema of ``path``; a trailing ``[]`` means an item of that array."""
     node = SPEC
-    for part in path.split("."):
+    for part in path.removesuffix("[]").split("."):
         node = node["properties"][part]
-    return dict(node)
+    return dict(node["items"] if path.endswith("[]") else node)
 
 
 def _pattern(schema: dict[str, Any]) -> str:
@@ -57,18 +64,29 @@ def _pattern(schema: dict[str, Any]) -> str:
     return ".*"
 
 
+def _refusals(schema: dict[str, Any]) -> list[str]:
+    """The regexes of the field's CEL ``!self.matches('...')`` rules."""
+    found = (
+        re.fullmatch(r"!self\.matches\('(.*)'\)", rule["rule"])
+        for rule in schema.get("x-kubernetes-validations", [])
+    )
+    return [match[1].replace("\\\\", "\\") for match in found if match]
+
+
 def _admitted(schema: dict[str, Any], value: str) -> bool:
     # Go's RE2 and Python agree on these patterns; \w is ASCII in both.
     pattern = re.compile(_pattern(schema), re.ASCII)
     return (
         schema.get("minLength", 0) <= len(value) <= schema.get("maxLength", 10**9)
         and pattern.search(value) is not None
+        and not any(re.search(r, value, re.ASCII) for r in _refusals(schema))
     )
 
 
 def _spec(path: str, value: str) -> dict[str, Any]:
-    head, _, tail = path.partition(".")
-    return {head: {tail: value}} if tail else {head: value}
+    leaf: Any = [value] if path.endswith("[]") else value
+    head, _, tail = path.removesuffix("[]").partition(".")
+    return {head: {tail: leaf}} if tail else {head: leaf}
 
 
 def _accepted(path: str, value: str) -> bool:
