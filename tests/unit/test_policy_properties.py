@@ -16,7 +16,7 @@ import warnings
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from delegated_aws import models
@@ -105,7 +105,23 @@ def ecr_repositories(draw: st.DrawFn, partition: str) -> str:
     return f"arn:{partition}:ecr:{region}:{draw(accounts)}:repository/{name}"
 
 
-buckets = st.from_regex(models.BUCKET_PATTERN, fullmatch=True)
+# A letter first, so that no name has the form of an IP address.
+_bucket_labels = st.from_regex(r"[a-z][a-z0-9]{0,11}", fullmatch=True)
+
+
+@st.composite
+def buckets(draw: st.DrawFn) -> str:
+    """Bucket names S3 accepts, bare or as an ``s3://`` URL with a prefix."""
+    labels = draw(st.lists(_bucket_labels, min_size=1, max_size=5))
+    gaps = len(labels) - 1
+    seps = draw(st.lists(st.sampled_from(".-"), min_size=gaps, max_size=gaps))
+    pairs = zip(seps, labels[1:], strict=True)
+    name = labels[0] + "".join(sep + label for sep, label in pairs)
+    assume(3 <= len(name) <= 63)
+    assume(not any(re.search(p, name) for p, _ in models.BUCKET_FORBIDDEN))
+    if draw(st.booleans()):
+        return name
+    return f"s3://{name}/{draw(st.from_regex(r'[a-z0-9/._-]{0,20}', fullmatch=True))}"
 
 
 @st.composite
@@ -115,7 +131,7 @@ def cases(draw: st.DrawFn) -> tuple[dict[str, Any], TrustedPrincipal, str]:
     region = draw(st.sampled_from(REGIONS[partition]))
     raw: dict[str, Any] = {
         "resources": {
-            "s3Buckets": draw(st.lists(buckets, max_size=3)),
+            "s3Buckets": draw(st.lists(buckets(), max_size=3)),
             "kmsKeyArns": draw(st.lists(kms_key_arns(partition), max_size=3)),
             "ecrRepositories": draw(st.lists(ecr_repositories(partition), max_size=3)),
         }
@@ -271,7 +287,10 @@ REFUSED = {
     "sessionDuration": BAD_DURATIONS,
     "roleSessionName": not_matching(models.SESSION_NAME_PATTERN)
     | st.sampled_from(["a/b", "ns:name", "x[0]", "a" * 65]),
-    "resources.s3Buckets": st.lists(not_matching(models.BUCKET_PATTERN), min_size=1),
+    "resources.s3Buckets": st.lists(not_matching(models.BUCKET_PATTERN), min_size=1)
+    | st.lists(
+        st.sampled_from(["a..b", "10.0.0.1", "xn--ab", "b-s3alias"]), min_size=1
+    ),
     "resources.kmsKeyArns": st.lists(
         not_matching(models.KMS_KEY_ARN_PATTERN), min_size=1
     ),
