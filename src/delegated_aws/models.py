@@ -57,6 +57,10 @@ SECRET_NAME_PATTERN = (
 # Letters, digits and ._/- only: the path lands in a credential_process command,
 # which some SDKs run through a shell.
 MOUNT_PATH_PATTERN = r"^/[A-Za-z0-9._/-]*$"
+MOUNT_PATH_FORBIDDEN = (
+    (r"^/+$", "no directory below the root"),
+    (r"(^|/)\.\.?(/|$)", "a . or .. segment"),
+)
 
 # Set (to a timestamp) on a resource to ask for new credentials now.
 # The custom resource, as the API server serves it.
@@ -143,7 +147,11 @@ EcrRepository = Annotated[str, _matches(ECR_REPOSITORY_PATTERN, "ECR repository"
 SecretName = Annotated[
     str, Field(max_length=253), _matches(SECRET_NAME_PATTERN, "Secret name")
 ]
-MountPath = Annotated[str, _matches(MOUNT_PATH_PATTERN, "absolute mount path")]
+MountPath = Annotated[
+    str,
+    _matches(MOUNT_PATH_PATTERN, "absolute mount path"),
+    _refuses(MOUNT_PATH_FORBIDDEN, "mount path"),
+]
 
 
 class _Model(BaseModel):

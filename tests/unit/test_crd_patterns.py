@@ -34,6 +34,7 @@ SAMPLES: dict[str, list[str]] = {
     "roleSessionName": ["ok-name", "a", "x" * 64, "x" * 65, "ns/name", "a:b", "café"],
     "secret.mountPath": [
         "/var/run/secrets/delegated-aws", "relative", "/with space", "/a;b", "/$(x)",
+        "/", "//", "/a/../b", "/a/./b", "/..", "/a/..b", "/a/b.", "/.hidden",
     ],
     "secret.name": ["acme-aws", "Acme", "a" * 253, "a" * 254, "a_b"],
     "resources.s3Buckets[]": [
