@@ -5,8 +5,12 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
-DURATION_PATTERN = r"^([0-9]+h)?([0-9]+m)?([0-9]+s)?$"
-_PARTS = re.compile(r"^(?:(?P<h>[0-9]+)h)?(?:(?P<m>[0-9]+)m)?(?:(?P<s>[0-9]+)s)?$")
+# Up to five digits a part: more is never a sensible lifetime, and stays within
+# what the API server's CEL duration() can represent.
+DURATION_PATTERN = r"^([0-9]{1,5}h)?([0-9]{1,5}m)?([0-9]{1,5}s)?$"
+_PARTS = re.compile(
+    r"^(?:(?P<h>[0-9]{1,5})h)?(?:(?P<m>[0-9]{1,5})m)?(?:(?P<s>[0-9]{1,5})s)?$"
+)
 
 
 def parse_duration(text: str) -> timedelta:

@@ -139,6 +139,16 @@ def test_f02_role_session_identity_is_capped_at_one_hour(
             "a bucket name does not have the form of an IP address.",
             id="bucket-ip-address",
         ),
+        pytest.param(
+            {"sessionDuration": "abc"},
+            "spec.sessionDuration: Invalid value",
+            id="duration-not-a-duration",
+        ),
+        pytest.param(
+            {"sessionDuration": "9999999999999h"},
+            "spec.sessionDuration: Invalid value",
+            id="duration-absurd",
+        ),
     ],
 )
 def test_bad_spec_is_rejected_at_admission(
@@ -150,6 +160,8 @@ def test_bad_spec_is_rejected_at_admission(
 
     assert raised.value.status == 422
     assert says in str(raised.value.body)
+    # Every error is ours: none is CEL failing on a value it cannot convert.
+    assert "type conversion error" not in str(raised.value.body)
 
 
 def test_f15_role_arn_refused_by_sts_is_permanent_without_a_retry_loop(

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
+from delegated_aws.durations import DURATION_PATTERN
 from delegated_aws.models import InvalidSpecError, parse_spec
 
 CRD = Path(__file__).resolve().parents[2] / "crds" / "delegatedawssecrets.yaml"
@@ -107,3 +108,14 @@ def _accepted(path: str, value: str) -> bool:
 )
 def test_admission_and_operator_agree(path: str, value: str) -> None:
     assert _admitted(_schema(path), value) == _accepted(path, value)
+
+
+@pytest.mark.parametrize("path", ["sessionDuration", "refresh.before"])
+def test_durations_reach_cel_only_in_the_operators_form(path: str) -> None:
+    schema = _schema(path)
+    assert schema["pattern"] == DURATION_PATTERN
+    # The CEL rule gives way to the pattern, so duration() never sees junk.
+    guard = f"!self.matches('{DURATION_PATTERN}') || ("
+    assert all(
+        rule["rule"].startswith(guard) for rule in schema["x-kubernetes-validations"]
+    )
