@@ -26,12 +26,13 @@ class PublishedStatuses:
     """Per resource: the status last published and what came before it."""
 
     def __init__(self) -> None:
-        self._last: dict[Key, dict[str, Any]] = {}
+        # Oldest first; the last entry is the status in force.
         self._history: dict[Key, deque[dict[str, Any]]] = {}
         self._repair: set[Key] = set()
 
     def last(self, key: Key) -> dict[str, Any] | None:
-        return self._last.get(key)
+        history = self._history.get(key)
+        return history[-1] if history else None
 
     def observe(
         self, key: Key, before: Mapping[str, Any] | None, body: Mapping[str, Any]
@@ -41,7 +42,7 @@ class PublishedStatuses:
         A version whose status this process never published was edited by
         hand: the next publication writes status even if nothing else changed.
         """
-        if echoes_status(before, body, self._last.get(key)):
+        if echoes_status(before, body, self.last(key)):
             return True
         history = self._history.get(key)
         if history and dump(parse_status(body.get("status"))) not in history:
@@ -50,26 +51,22 @@ class PublishedStatuses:
 
     def overlay(self, key: Key, body: Mapping[str, Any]) -> Mapping[str, Any]:
         """``body`` with the status this process last published, if any."""
-        if key not in self._last:
-            return body
-        return {**body, "status": self._last[key]}
+        last = self.last(key)
+        return body if last is None else {**body, "status": last}
 
     def needs_repair(self, key: Key) -> bool:
         return key in self._repair
 
     def record(self, key: Key, status: dict[str, Any]) -> None:
         """``status`` is now the resource's status, as published."""
-        self._last[key] = status
         self._repair.discard(key)
         self._history.setdefault(key, deque(maxlen=_HISTORY)).append(status)
 
     def forget(self, key: Key) -> None:
-        self._last.pop(key, None)
         self._history.pop(key, None)
         self._repair.discard(key)
 
     def clear(self) -> None:
-        self._last.clear()
         self._history.clear()
         self._repair.clear()
 

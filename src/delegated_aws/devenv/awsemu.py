@@ -69,6 +69,7 @@ from delegated_aws.devenv.awsemu_harness import AwsEmulator, InProcessAwsEmulato
 from delegated_aws.devenv.awsemu_sts import (
     AssumeRoleHandler,
     Identity,
+    account_of,
     expired_session,
     find_identity,
 )
@@ -266,11 +267,8 @@ def _buffer_form_body(request: Request, environ: dict[str, Any]) -> bytes:
 def _issuing_account(role_arn: str | None, caller: Identity | None) -> str:
     """The account asked to issue credentials: the role's for an AssumeRole
     (as RegionDisabledException names it), otherwise the caller's own."""
-    if role_arn:
-        parts = role_arn.split(":")
-        if len(parts) > 4 and parts[4]:
-            return parts[4]
-    return caller.account_id if caller else ""
+    account = account_of(role_arn) if role_arn else ""
+    return account or (caller.account_id if caller else "")
 
 
 def _apply_fault(fault: FiredFault) -> None:

@@ -221,7 +221,7 @@ class AssumeRoleHandler:
         params = validate_params(signed.params)
         role = _authorize(caller, params, region=region)
         granted = self._granted_duration(caller, params, role=role)
-        session = sts_backends[_account_of(params.role_arn)][
+        session = sts_backends[account_of(params.role_arn)][
             get_partition(region)
         ].assume_role(
             region_name=region,
@@ -255,8 +255,10 @@ class AssumeRoleHandler:
         return override if override is not None else requested
 
 
-def _account_of(role_arn: str) -> str:
-    return role_arn.split(":")[4]
+def account_of(arn: str) -> str:
+    """The account field of an ARN, or "" when it has none."""
+    parts = arn.split(":")
+    return parts[4] if len(parts) > 4 else ""
 
 
 def _authenticate(
@@ -305,7 +307,7 @@ def _authorize(caller: Identity, params: AssumeRoleParams, *, region: str) -> An
     )
     partition = get_partition(region)
     try:
-        role = iam_backends[_account_of(params.role_arn)][partition].get_role_by_arn(
+        role = iam_backends[account_of(params.role_arn)][partition].get_role_by_arn(
             params.role_arn
         )
     except NotFoundException:
@@ -321,7 +323,7 @@ def _authorize(caller: Identity, params: AssumeRoleParams, *, region: str) -> An
         raise denied from None
     if not decision.allowed:
         raise denied
-    same_account = caller.account_id == _account_of(params.role_arn)
+    same_account = caller.account_id == account_of(params.role_arn)
     if same_account and decision.principal_match is PrincipalMatch.EXACT:
         return role
     if not _identity_allows(caller, params.role_arn, partition=partition):
